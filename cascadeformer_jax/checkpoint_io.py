@@ -1,0 +1,163 @@
+"""Model directories: parameters (Orbax) plus the architecture (JSON) that they belong to.
+
+A model directory is what conversion writes and what users share::
+
+    <dir>/model.json     {"format": ..., "model": <ModelConfig>, "contents": [...], "source": {...}}
+    <dir>/classifier/    Orbax checkpoint {'params': CascadeClassifier params}      (if present)
+    <dir>/pretrained/    Orbax checkpoint {'params': MaskedPretrainer params}        (if present)
+"""
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from cascadeformer_jax.models import CascadeClassifier
+from cascadeformer_jax.models import MaskedPretrainer
+from cascadeformer_jax.models import ModelConfig
+
+FORMAT = 'cascadeformer_jax.model_dir/1'
+METADATA_FILE = 'model.json'
+CLASSIFIER = 'classifier'
+PRETRAINED = 'pretrained'
+KINDS = (CLASSIFIER, PRETRAINED)
+
+# Fields that do not change the parameters: a model directory can be loaded with other values for them.
+RUNTIME_FIELDS = frozenset({
+    't1_dropout', 't2_dropout', 'spatial_dropout', 'cross_attn_dropout', 'head_dropout', 'spatial_heads',
+    'cross_attn_heads', 'num_heads', 'pooling', 'attention_padding_mask', 'dtype'})
+
+
+class ModelDirError(ValueError):
+  """A model directory is missing, incomplete, or does not fit the requested model."""
+
+
+def is_model_dir(path: str | os.PathLike) -> bool:
+  return (pathlib.Path(path) / METADATA_FILE).is_file()
+
+
+def module_for(kind: str, config: ModelConfig):
+  if kind == CLASSIFIER:
+    return CascadeClassifier(config)
+  if kind == PRETRAINED:
+    return MaskedPretrainer(config)
+  raise ValueError(f'unknown model kind {kind!r}; expected one of {KINDS}')
+
+
+def abstract_params(kind: str, config: ModelConfig, num_frames: int | None = None) -> Any:
+  """Shapes and dtypes of the parameters of a model kind, without allocating them."""
+  num_frames = min(num_frames or config.pos_len, config.pos_len)
+  x = jax.ShapeDtypeStruct((1, num_frames, config.num_joints, config.coords), np.float32)
+  variables = jax.eval_shape(module_for(kind, config).init, jax.random.key(0), x)
+  return variables['params']
+
+
+def check_params_shapes(params: Any, expected: Any, where: str) -> None:
+  """Raises ModelDirError naming the first parameter whose path or shape differs from ``expected``."""
+  got = {jax.tree_util.keystr(k): tuple(np.shape(v)) for k, v in jax.tree_util.tree_leaves_with_path(params)}
+  want = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(expected)}
+  for name in sorted(want):
+    if name not in got:
+      raise ModelDirError(f'{where}: parameter {name} is missing')
+    if got[name] != want[name]:
+      raise ModelDirError(f'{where}: parameter {name} has shape {got[name]}, the model expects {want[name]}')
+  extra = sorted(set(got) - set(want))
+  if extra:
+    raise ModelDirError(f'{where}: unexpected parameters {extra[:5]} ({len(extra)} in all)')
+
+
+def save_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind: dict[str, Any],
+                   source: dict[str, Any] | None = None) -> pathlib.Path:
+  """Writes a model directory. ``params_by_kind`` maps 'classifier' / 'pretrained' to parameter trees."""
+  path = pathlib.Path(path).absolute()
+  if not params_by_kind:
+    raise ValueError('nothing to save: params_by_kind is empty')
+  for kind, params in params_by_kind.items():
+    check_params_shapes(params, abstract_params(kind, config), f'{kind} parameters')
+  path.mkdir(parents=True, exist_ok=True)
+  for kind in KINDS:
+    if (path / kind).exists():
+      raise ModelDirError(f'{path / kind} already exists; choose an empty output directory')
+  checkpointer = ocp.StandardCheckpointer()
+  for kind, params in params_by_kind.items():
+    checkpointer.save(path / kind, {'params': params})
+  checkpointer.wait_until_finished()
+  checkpointer.close()
+  metadata = {
+      'format': FORMAT,
+      'model': config.to_dict(),
+      'contents': sorted(params_by_kind),
+      'source': source or {},
+  }
+  # Written last: a directory without model.json is never mistaken for a complete one.
+  (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + '\n')
+  return path
+
+
+def read_model_dir_metadata(path: str | os.PathLike) -> dict[str, Any]:
+  path = pathlib.Path(path)
+  metadata_path = path / METADATA_FILE
+  if not metadata_path.is_file():
+    raise ModelDirError(f'{path}: not a model directory (no {METADATA_FILE})')
+  try:
+    metadata = json.loads(metadata_path.read_text())
+  except json.JSONDecodeError as e:
+    raise ModelDirError(f'{metadata_path}: invalid JSON ({e})') from None
+  if metadata.get('format') != FORMAT:
+    raise ModelDirError(f'{metadata_path}: unknown format {metadata.get("format")!r}, expected {FORMAT!r}')
+  return metadata
+
+
+def resolve_config(stored: ModelConfig, requested: ModelConfig | None, where: str) -> ModelConfig:
+  """The config to build a stored model with: ``requested`` if its parameter shapes agree with ``stored``."""
+  if requested is None:
+    return stored
+  stored_values, requested_values = stored.to_dict(), requested.to_dict()
+  differences = [f'{name}: stored {stored_values[name]!r}, requested {requested_values[name]!r}'
+                 for name in stored_values
+                 if name not in RUNTIME_FIELDS and stored_values[name] != requested_values[name]]
+  if differences:
+    raise ModelDirError(f'{where} holds a different architecture than the config asks for: '
+                        + '; '.join(differences))
+  return requested
+
+
+def load_model_dir(path: str | os.PathLike, kind: str,
+                   config: ModelConfig | None = None) -> tuple[ModelConfig, Any]:
+  """Restores ``kind`` ('classifier' or 'pretrained') from a model directory.
+
+  Args:
+    path: the model directory.
+    kind: which model to restore.
+    config: optional config to build the model with; it must have the stored architecture but may change
+      runtime fields (head counts, dropouts, pooling, dtype).
+
+  Returns:
+    (config, params) with params as host NumPy-backed JAX arrays.
+  """
+  path = pathlib.Path(path).absolute()
+  metadata = read_model_dir_metadata(path)
+  if kind not in metadata.get('contents', []):
+    raise ModelDirError(f'{path} holds no {kind} model (it holds {metadata.get("contents")})')
+  try:
+    stored = ModelConfig.from_dict(metadata['model'])
+  except (KeyError, TypeError, ValueError) as e:
+    raise ModelDirError(f'{path / METADATA_FILE}: invalid model config ({e})') from None
+  config = resolve_config(stored, config, str(path))
+  expected = abstract_params(kind, config)
+  checkpointer = ocp.StandardCheckpointer()
+  try:
+    item_metadata = checkpointer.metadata(path / kind).item_metadata
+  except (FileNotFoundError, ValueError) as e:
+    raise ModelDirError(f'{path / kind}: unreadable checkpoint ({e})') from None
+  if item_metadata is None or 'params' not in item_metadata.tree:
+    raise ModelDirError(f'{path / kind}: unreadable checkpoint (missing or incomplete)')
+  stored_tree = item_metadata.tree
+  check_params_shapes(stored_tree['params'], expected, str(path / kind))
+  restored = checkpointer.restore(path / kind, {'params': expected})
+  checkpointer.close()
+  return config, restored['params']

@@ -1,0 +1,60 @@
+"""Published PyTorch folder -> model directory (Orbax parameters + architecture)."""
+
+import hashlib
+import os
+import pathlib
+from typing import Any
+
+from cascadeformer_jax import checkpoint_io
+from cascadeformer_jax.convert import published
+from cascadeformer_jax.convert.torch_pickle import CheckpointError
+from cascadeformer_jax.models.config import ModelConfig
+
+
+def read_published_folder(checkpoint_dir: str | os.PathLike, config: ModelConfig | None = None,
+                          kinds: tuple[str, ...] = checkpoint_io.KINDS
+                          ) -> tuple[ModelConfig, dict[str, Any], published.PublishedFolder]:
+  """Converts the files of a published folder in memory.
+
+  Args:
+    checkpoint_dir: folder with the ``<Prefix>_*.pt`` files.
+    config: the architecture; None = the published model whose sizes match the weights.
+    kinds: which models to convert, among 'classifier' and 'pretrained'; kinds whose files are absent are
+      skipped (at least one must be present).
+
+  Returns:
+    (config, {kind: params}, folder).
+  """
+  folder = published.scan_folder(checkpoint_dir)
+  if config is None:
+    config = published.published_config(folder)
+  params = {}
+  if checkpoint_io.CLASSIFIER in kinds and folder.has_classifier:
+    params[checkpoint_io.CLASSIFIER] = published.classifier_params(folder, config)
+  if checkpoint_io.PRETRAINED in kinds and folder.has_pretrained:
+    params[checkpoint_io.PRETRAINED] = published.pretrained_params(folder, config)
+  if not params:
+    wanted = ' and '.join(kinds)
+    raise CheckpointError(f'{folder.path}: holds the files of no {wanted} model '
+                          f'(found {sorted(p.name for p in folder.files.values())})')
+  return config, params, folder
+
+
+def convert_folder(checkpoint_dir: str | os.PathLike, output_dir: str | os.PathLike,
+                   config: ModelConfig | None = None) -> pathlib.Path:
+  """Converts a published folder into a model directory with the classifier and the pretrained T1."""
+  config, params, folder = read_published_folder(checkpoint_dir, config)
+  source = {
+      'checkpoint_dir': str(folder.path.absolute()),
+      'files': {role: {'name': path.name, 'bytes': path.stat().st_size, 'sha256': _sha256(path)}
+                for role, path in sorted(folder.files.items())},
+  }
+  return checkpoint_io.save_model_dir(output_dir, config, params, source)
+
+
+def _sha256(path: pathlib.Path) -> str:
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()

@@ -1,0 +1,175 @@
+"""Transformer building blocks with PyTorch-compatible semantics and initialisation.
+
+The original CascadeFormer is built from ``torch.nn.TransformerEncoderLayer`` (post-LN, ReLU FFN) and
+``torch.nn.MultiheadAttention``. The modules here reproduce them number for number. Attention keeps PyTorch's
+fused input projection as one (w, 3w) kernel, so the number of heads is a runtime choice that does not change
+the parameters (the original evaluated some cross-attention blocks with a different head count than they were
+trained with).
+"""
+
+from collections.abc import Callable
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Dtype = Any
+
+LAYER_NORM_EPSILON = 1e-5  # PyTorch's default; Flax's 1e-6 breaks parity on narrow layers.
+
+
+def torch_linear_kernel_init() -> Callable[..., Array]:
+  """PyTorch ``nn.Linear``/``nn.Conv1d`` weight init: U(±1/sqrt(fan_in))."""
+  return nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
+
+
+def torch_linear_bias_init(fan_in: int) -> Callable[..., Array]:
+  """PyTorch ``nn.Linear``/``nn.Conv1d`` bias init: U(±1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def dense(features: int, in_features: int, name: str | None = None,
+          dtype: Dtype | None = None) -> nn.Dense:
+  """``nn.Dense`` initialised like PyTorch's ``nn.Linear``; kernel (in, out) = ``weight.T``."""
+  return nn.Dense(
+      features,
+      dtype=dtype,
+      kernel_init=torch_linear_kernel_init(),
+      bias_init=torch_linear_bias_init(in_features),
+      name=name)
+
+
+def layer_norm(name: str | None = None, dtype: Dtype | None = None) -> nn.LayerNorm:
+  # Two-pass variance as in PyTorch: Penn inputs are raw pixels, so activations can be large.
+  return nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, use_fast_variance=False, dtype=dtype, name=name)
+
+
+class MultiHeadAttention(nn.Module):
+  """Multi-head attention in PyTorch's parameter layout.
+
+  Parameters: ``in_proj_kernel`` (w, 3w) = ``in_proj_weight.T`` (columns [0:w] query, [w:2w] key,
+  [2w:3w] value), ``in_proj_bias`` (3w,), and ``out_proj`` (a Dense w -> w). Head h uses the contiguous
+  feature slice h*w/H ... (h+1)*w/H - 1, as in PyTorch.
+
+  Attributes:
+    num_heads: number of heads H; must divide the width w. Not stored in the parameters.
+    dropout_rate: dropout on the attention probabilities (PyTorch drops individual probabilities).
+  """
+
+  num_heads: int
+  dropout_rate: float = 0.0
+  dtype: Dtype | None = None
+
+  @nn.compact
+  def __call__(self,
+               query: Array,
+               key_value: Array | None = None,
+               *,
+               key_padding_mask: Array | None = None,
+               deterministic: bool = True) -> Array:
+    """Attends ``query`` (..., Nq, w) to ``key_value`` (..., Nk, w) (self-attention when None).
+
+    Args:
+      query: (..., Nq, w).
+      key_value: (..., Nk, w), or None for self-attention.
+      key_padding_mask: optional bool (..., Nk); False marks keys that must not be attended to.
+      deterministic: disables dropout.
+
+    Returns:
+      (..., Nq, w).
+    """
+    width = query.shape[-1]
+    if width % self.num_heads:
+      raise ValueError(f'attention width {width} is not divisible by num_heads={self.num_heads}')
+    head_dim = width // self.num_heads
+    kernel = self.param('in_proj_kernel', nn.initializers.xavier_uniform(), (width, 3 * width))
+    bias = self.param('in_proj_bias', nn.initializers.zeros_init(), (3 * width,))
+    kernel, bias = nn.dtypes.promote_dtype(kernel, bias, dtype=self.dtype)
+    if key_value is None:
+      q, k, v = jnp.split(query.astype(kernel.dtype) @ kernel + bias, 3, axis=-1)
+    else:
+      q = query.astype(kernel.dtype) @ kernel[:, :width] + bias[:width]
+      k, v = jnp.split(key_value.astype(kernel.dtype) @ kernel[:, width:] + bias[width:], 2, axis=-1)
+
+    def split_heads(t):
+      return t.reshape(t.shape[:-1] + (self.num_heads, head_dim))
+
+    q, k, v = split_heads(q), split_heads(k), split_heads(v)
+    q = q * jnp.asarray(1.0 / math.sqrt(head_dim), q.dtype)
+    logits = jnp.einsum('...qhd,...khd->...hqk', q, k)
+    if key_padding_mask is not None:
+      mask = key_padding_mask[..., None, None, :]
+      logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    if self.dropout_rate > 0.0 and not deterministic:
+      probs = nn.Dropout(self.dropout_rate, broadcast_dims=())(probs, deterministic=False)
+    attended = jnp.einsum('...hqk,...khd->...qhd', probs, v)
+    attended = attended.reshape(attended.shape[:-2] + (width,))
+    return nn.Dense(
+        width,
+        dtype=self.dtype,
+        kernel_init=torch_linear_kernel_init(),
+        bias_init=nn.initializers.zeros_init(),
+        name='out_proj',
+    )(attended)
+
+
+class EncoderLayer(nn.Module):
+  """``torch.nn.TransformerEncoderLayer`` with its defaults: post-LN, ReLU FFN, no attention mask.
+
+  ``x = LN1(x + Drop(MHA(x)));  x = LN2(x + Drop(W2 Drop(ReLU(W1 x))))``; every dropout (including the one
+  on attention probabilities) uses ``dropout_rate``.
+  """
+
+  num_heads: int
+  ffn_dim: int = 2048
+  dropout_rate: float = 0.1
+  dtype: Dtype | None = None
+
+  @nn.compact
+  def __call__(self,
+               x: Array,
+               *,
+               key_padding_mask: Array | None = None,
+               deterministic: bool = True) -> Array:
+    """(..., N, w) -> (..., N, w)."""
+    width = x.shape[-1]
+    dropout = nn.Dropout(self.dropout_rate, deterministic=deterministic)
+    attended = MultiHeadAttention(
+        self.num_heads, self.dropout_rate, dtype=self.dtype, name='self_attn')(
+            x, key_padding_mask=key_padding_mask, deterministic=deterministic)
+    x = layer_norm('norm1', self.dtype)(x + dropout(attended))
+    hidden = nn.relu(dense(self.ffn_dim, width, 'linear1', self.dtype)(x))
+    out = dense(width, self.ffn_dim, 'linear2', self.dtype)(dropout(hidden))
+    return layer_norm('norm2', self.dtype)(x + dropout(out))
+
+
+class Encoder(nn.Module):
+  """A stack of ``num_layers`` independent :class:`EncoderLayer` (no final norm)."""
+
+  num_layers: int
+  num_heads: int
+  ffn_dim: int = 2048
+  dropout_rate: float = 0.1
+  dtype: Dtype | None = None
+
+  @nn.compact
+  def __call__(self,
+               x: Array,
+               *,
+               key_padding_mask: Array | None = None,
+               deterministic: bool = True) -> Array:
+    """(B, T, d) -> (B, T, d)."""
+    for i in range(self.num_layers):
+      x = EncoderLayer(
+          self.num_heads, self.ffn_dim, self.dropout_rate, dtype=self.dtype, name=f'layer_{i}')(
+              x, key_padding_mask=key_padding_mask, deterministic=deterministic)
+    return x

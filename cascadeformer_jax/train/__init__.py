@@ -1,0 +1,1 @@
+"""Training: masking, losses, steps, loops and checkpoints."""

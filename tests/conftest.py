@@ -1,0 +1,47 @@
+"""Shared test fixtures.
+
+Golden files (outputs of the original PyTorch code) live outside the repository. They are found at
+``$CASCADEFORMER_GOLDEN_DIR`` or at ``../shared/golden`` next to the clone. Without them golden tests skip
+with a visible reason, unless ``CASCADEFORMER_REQUIRE_GOLDEN=1`` (set by ``.ci/run``), in which case they fail.
+"""
+
+import os
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def find_golden_dir() -> pathlib.Path | None:
+  candidates = []
+  if os.environ.get('CASCADEFORMER_GOLDEN_DIR'):
+    candidates.append(pathlib.Path(os.environ['CASCADEFORMER_GOLDEN_DIR']))
+  candidates.append(REPO_ROOT.parent / 'shared' / 'golden')
+  for candidate in candidates:
+    if candidate.is_dir():
+      return candidate
+  return None
+
+
+def golden_required() -> bool:
+  return os.environ.get('CASCADEFORMER_REQUIRE_GOLDEN', '') not in ('', '0')
+
+
+@pytest.fixture(scope='session')
+def golden_dir() -> pathlib.Path:
+  """The golden directory; skips (or fails when goldens are required) if it is absent."""
+  path = find_golden_dir()
+  if path is None:
+    message = ('golden files not found: set CASCADEFORMER_GOLDEN_DIR or place them at '
+               f'{REPO_ROOT.parent / "shared" / "golden"}')
+    if golden_required():
+      pytest.fail(message + ' (CASCADEFORMER_REQUIRE_GOLDEN is set)')
+    pytest.skip(message)
+  return path
+
+
+@pytest.fixture(scope='session')
+def shared_data_dir(golden_dir) -> pathlib.Path:
+  """``shared/data`` (dataset metadata such as the NTU missing-sample list), beside the golden dir."""
+  return golden_dir.parent / 'data'

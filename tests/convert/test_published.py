@@ -1,0 +1,218 @@
+"""Published-folder conversion: module detection, config checks, clear errors, and model directories."""
+
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cascadeformer_jax as cfx
+from cascadeformer_jax import checkpoint_io
+from cascadeformer_jax.convert import CheckpointError
+from cascadeformer_jax.convert import convert_folder
+from cascadeformer_jax.convert import load_state_dict
+from cascadeformer_jax.convert import read_published_folder
+from cascadeformer_jax.convert import published
+from cascadeformer_jax.convert import torch_layout
+from cascadeformer_jax.models import presets
+from tests import golden_cases
+from tests.convert import original_layout
+from tests.convert import pt_files
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXPECTED_MODULE = {'pretrained': 't1', 'finetuned_T1': 't1', 'finetuned_T2': 't2',
+                   'finetuned_cross_attn': 'cross_attention', 'finetuned_head': 'head'}
+
+
+def _copy_case(golden_dir, name, tmp_path) -> golden_cases.GoldenCase:
+  case = golden_cases.load_case(golden_dir, name)
+  target = tmp_path / name
+  shutil.copytree(case.path, target)
+  case.path = target
+  return case
+
+
+@pytest.mark.parametrize('name', golden_cases.CASES)
+def test_every_golden_file_is_classified_from_its_keys(golden_dir, name):
+  case = golden_cases.load_case(golden_dir, name)
+  folder = published.scan_folder(case.path)
+  assert set(folder.files) == set(golden_cases.ROLES)
+  for role in golden_cases.ROLES:
+    assert folder.files[role] == case.file(role)
+    info = torch_layout.describe(load_state_dict(case.file(role)), case.file(role))
+    assert info.module == EXPECTED_MODULE[role]
+    assert info.d_model == case.config.d_model
+    if info.module == 't1':
+      assert info.form == case.config.variant
+      assert info.num_layers == case.config.num_layers
+      assert info.pos_len == case.config.pos_len
+      assert info.joint_features == case.config.num_joints * case.config.coords
+      assert info.penn_naming == (name == 'penn_action_1_0')
+      if case.config.variant == '1.2':
+        assert info.spatial_form == case.config.spatial_form
+    if info.module == 'cross_attention':
+      assert info.form == case.config.cross_attention
+    if info.module == 'head':
+      assert (info.form, info.num_classes) == (case.config.head, case.config.num_classes)
+
+
+@pytest.mark.parametrize('name', golden_cases.CASES)
+def test_independent_layout_description_matches_golden_files(golden_dir, name):
+  case = golden_cases.load_case(golden_dir, name)
+  expected = original_layout.shapes(case.config)
+  for role in golden_cases.ROLES:
+    state = load_state_dict(case.file(role))
+    assert {k: v.shape for k, v in state.items()} == expected[role], role
+
+
+def test_golden_sizes_need_an_explicit_config(golden_dir):
+  with pytest.raises(CheckpointError, match='match no published model.*pass a config'):
+    read_published_folder(golden_dir / 'n_ucla_1_0')
+
+
+def test_missing_file(golden_dir, tmp_path):
+  case = _copy_case(golden_dir, 'n_ucla_1_1', tmp_path)
+  case.file('finetuned_T2').unlink()
+  with pytest.raises(CheckpointError, match=r'n_ucla_1_1: missing <Prefix>_finetuned_T2\.pt'):
+    published.classifier_params(published.scan_folder(case.path), case.config)
+  # The pretrained model does not need the fine-tuned files.
+  config, params, _ = read_published_folder(case.path, case.config, kinds=('pretrained',))
+  assert set(params) == {'pretrained'}
+
+
+def test_empty_and_absent_folders(tmp_path):
+  with pytest.raises(CheckpointError, match='no such checkpoint folder'):
+    published.scan_folder(tmp_path / 'absent')
+  with pytest.raises(CheckpointError, match=r'no \.pt files'):
+    published.scan_folder(tmp_path)
+
+
+def test_file_of_the_wrong_module(golden_dir, tmp_path):
+  case = _copy_case(golden_dir, 'ntu60_1_0', tmp_path)
+  shutil.copy(case.file('finetuned_head'), case.file('finetuned_T2'))
+  with pytest.raises(CheckpointError, match=r'NTU_finetuned_T2\.pt: the name says finetuned_T2 .* but the keys '
+                     'hold a head module'):
+    published.scan_folder(case.path)
+
+
+@pytest.mark.parametrize('change,file_name,key', [
+    (dict(d_model=64), 'NUCLA_finetuned_T1.pt', 'pos_embedding'),
+    (dict(num_layers=3), 'NUCLA_finetuned_T1.pt', 'transformer_encoder.layers.*'),
+    (dict(num_joints=25), 'NUCLA_finetuned_T1.pt', 'reconstruction_head.weight'),
+    (dict(num_classes=12), 'NUCLA_finetuned_head.pt', 'fc.weight'),
+    (dict(variant='1.0'), 'NUCLA_finetuned_T1.pt', 'joint_conv.0.weight'),
+    (dict(cross_attention='ffn'), 'NUCLA_finetuned_cross_attn.pt', 'norm.weight'),
+    (dict(head='mlp'), 'NUCLA_finetuned_head.pt', 'fc.weight'),
+    (dict(pos_len=64), 'NUCLA_finetuned_T1.pt', 'pos_embedding'),
+])
+def test_config_disagreeing_with_the_weights(golden_dir, change, file_name, key):
+  case = golden_cases.load_case(golden_dir, 'n_ucla_1_1')
+  config = case.config.replace(**change)
+  pattern = re.escape(f'{file_name}: the weights have ') + '.*' + re.escape(f"(key '{key}') but the config says")
+  with pytest.raises(CheckpointError, match=pattern):
+    read_published_folder(case.path, config, kinds=('classifier',))
+
+
+def test_unpublished_ablation_is_rejected(tmp_path):
+  state = {'pos_embedding': np.zeros((1, 8, 4)), 'reconstruction_head.fc1.weight': np.zeros((4, 4))}
+  path = pt_files.write_state_dict(tmp_path / 'Penn_pretrained.pt', state)
+  with pytest.raises(CheckpointError, match=r'Penn_pretrained\.pt: key .reconstruction_head\.fc1\.weight. belongs to '
+                     'a residual-MLP reconstruction decoder, an unpublished ablation'):
+    published.scan_folder(tmp_path)
+
+
+def test_unexpected_key_is_reported(golden_dir, tmp_path):
+  case = _copy_case(golden_dir, 'n_ucla_1_0', tmp_path)
+  state = dict(load_state_dict(case.file('finetuned_head')))
+  state['fc.extra'] = np.zeros(3, np.float32)
+  pt_files.write_state_dict(case.file('finetuned_head'), state)
+  with pytest.raises(CheckpointError, match=r"NUCLA_finetuned_head\.pt: unexpected keys \['fc\.extra'\]"):
+    read_published_folder(case.path, case.config)
+
+
+def test_published_sizes_are_recognised_without_a_config(tmp_path):
+  expected = presets.published_model_config('penn_action', '1.0')
+  for role, tensors in original_layout.random_state_dicts(expected).items():
+    pt_files.write_state_dict(tmp_path / f'Penn_{role}.pt', tensors)
+  classifier = cfx.load_classifier(tmp_path)
+  assert classifier.config == expected
+  clips = np.random.default_rng(0).uniform(0, 400, (2, 30, 13, 2)).astype(np.float32)
+  logits = classifier(clips)
+  assert logits.shape == (2, 15) and np.all(np.isfinite(logits))
+  reconstruction = cfx.load_pretrained(tmp_path).reconstruct(clips)
+  assert reconstruction.shape == clips.shape
+
+
+def test_model_dir_round_trip_in_a_fresh_process(golden_dir, tmp_path):
+  case = golden_cases.load_case(golden_dir, 'ntu60_1_2')
+  out = convert_folder(case.path, tmp_path / 'converted', case.config)
+  np.save(tmp_path / 'x.npy', case.arrays['x'])
+  script = f"""
+import numpy as np, cascadeformer_jax as cfx
+model = cfx.load_classifier({str(out)!r})
+np.save({str(tmp_path / 'logits.npy')!r}, model(np.load({str(tmp_path / 'x.npy')!r})))
+np.save({str(tmp_path / 'recon.npy')!r}, cfx.load_pretrained({str(out)!r}).reconstruct(
+    np.load({str(tmp_path / 'x.npy')!r})))
+"""
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, cwd=REPO_ROOT,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr
+  in_memory = cfx.load_classifier(case.path, case.config)(case.arrays['x'])
+  restored = np.load(tmp_path / 'logits.npy')
+  np.testing.assert_array_equal(restored, in_memory)
+  np.testing.assert_allclose(restored, case.arrays['logits'], rtol=1e-4, atol=1e-4)
+  direct_recon = cfx.load_pretrained(case.path, case.config).reconstruct(case.arrays['x'])
+  np.testing.assert_array_equal(np.load(tmp_path / 'recon.npy'), direct_recon)
+
+
+def test_model_dir_checks(golden_dir, tmp_path):
+  case = golden_cases.load_case(golden_dir, 'penn_action_1_2')
+  out = convert_folder(case.path, tmp_path / 'converted', case.config)
+  with pytest.raises(checkpoint_io.ModelDirError, match='different architecture.*num_layers: stored 2, '
+                     'requested 3'):
+    cfx.load_classifier(out, case.config.replace(num_layers=3))
+  with pytest.raises(ValueError, match='change the parameter shapes'):
+    cfx.load_classifier(out, d_model=64)
+  four_heads = cfx.load_classifier(out, cross_attn_heads=4)
+  np.testing.assert_allclose(four_heads(case.arrays['x']), case.arrays['logits_cross_attn_4_heads'],
+                             rtol=1e-4, atol=1e-4)
+  with pytest.raises(checkpoint_io.ModelDirError, match='already exists'):
+    convert_folder(case.path, out, case.config)
+  (out / 'model.json').unlink()
+  with pytest.raises(CheckpointError, match='no .pt files'):
+    cfx.load_classifier(out)
+
+
+def test_model_dir_with_a_missing_part(golden_dir, tmp_path):
+  case = golden_cases.load_case(golden_dir, 'n_ucla_1_0')
+  out = convert_folder(case.path, tmp_path / 'converted', case.config)
+  shutil.rmtree(out / 'pretrained')
+  with pytest.raises(checkpoint_io.ModelDirError, match=r'converted/pretrained: unreadable checkpoint'):
+    cfx.load_pretrained(out)
+
+
+def test_convert_cli(golden_dir, tmp_path):
+  case = golden_cases.load_case(golden_dir, 'penn_action_1_1')
+  config_file = tmp_path / 'case_config.py'
+  config_file.write_text(
+      'from tests.golden_cases import model_config_from_meta\n'
+      'import json, ml_collections, pathlib\n'
+      'def get_config():\n'
+      f'  meta = json.loads(pathlib.Path({str(case.path / "meta.json")!r}).read_text())\n'
+      '  return ml_collections.ConfigDict({"model": model_config_from_meta(meta).to_dict()})\n')
+  command = [sys.executable, '-m', 'cascadeformer_jax.convert', f'--checkpoint_dir={case.path}',
+             f'--config={config_file}', f'--output_dir={tmp_path / "out"}']
+  result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert f'wrote {tmp_path / "out"}' in result.stdout
+  assert 'INFO' not in result.stderr  # Quiet by default.
+  logits = cfx.load_classifier(tmp_path / 'out')(case.arrays['x'])
+  np.testing.assert_allclose(logits, case.arrays['logits'], rtol=1e-4, atol=1e-4)
+  # Without a config, the golden sizes match no published model: one clear line, exit code 1.
+  result = subprocess.run(command[:4] + [f'--output_dir={tmp_path / "out2"}'], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=300)
+  assert result.returncode == 1
+  assert 'error:' in result.stderr and 'match no published model' in result.stderr
