@@ -10,9 +10,11 @@ A model directory is what conversion writes and what users share::
 import json
 import os
 import pathlib
+import shutil
 from typing import Any
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -72,16 +74,19 @@ def check_params_shapes(params: Any, expected: Any, where: str) -> None:
 
 def save_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind: dict[str, Any],
                    source: dict[str, Any] | None = None) -> pathlib.Path:
-  """Writes a model directory. ``params_by_kind`` maps 'classifier' / 'pretrained' to parameter trees."""
+  """Writes a model directory. ``params_by_kind`` maps 'classifier' / 'pretrained' to parameter trees.
+
+  In a multi-process job every process must call it (Orbax coordinates the writes).
+  """
   path = pathlib.Path(path).absolute()
   if not params_by_kind:
     raise ValueError('nothing to save: params_by_kind is empty')
   for kind, params in params_by_kind.items():
     check_params_shapes(params, abstract_params(kind, config), f'{kind} parameters')
-  path.mkdir(parents=True, exist_ok=True)
   for kind in KINDS:
     if (path / kind).exists():
       raise ModelDirError(f'{path / kind} already exists; choose an empty output directory')
+  multihost_utils.sync_global_devices(f'save_model_dir_checked:{path}')
   checkpointer = ocp.StandardCheckpointer()
   for kind, params in params_by_kind.items():
     checkpointer.save(path / kind, {'params': params})
@@ -93,8 +98,38 @@ def save_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind:
       'contents': sorted(params_by_kind),
       'source': source or {},
   }
-  # Written last: a directory without model.json is never mistaken for a complete one.
-  (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + '\n')
+  if jax.process_index() == 0:
+    # Written last: a directory without model.json is never mistaken for a complete one.
+    (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + '\n')
+  multihost_utils.sync_global_devices(f'save_model_dir_done:{path}')
+  return path
+
+
+def remove_model_dir(path: str | os.PathLike) -> None:
+  """Deletes a model directory (model.json first, so a half-deleted one is never taken as complete)."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    return
+  (path / METADATA_FILE).unlink(missing_ok=True)
+  shutil.rmtree(path)
+
+
+def replace_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind: dict[str, Any],
+                      source: dict[str, Any] | None = None) -> pathlib.Path:
+  """Writes a model directory next to ``path`` and then moves it into place, replacing any old one.
+
+  An interrupted call leaves either the old directory or the new one, never a mix. Every process calls it.
+  """
+  path = pathlib.Path(path).absolute()
+  staging = path.with_name(path.name + '.tmp')
+  if jax.process_index() == 0:
+    remove_model_dir(staging)
+  multihost_utils.sync_global_devices(f'replace_model_dir_clean:{path}')
+  save_model_dir(staging, config, params_by_kind, source)
+  if jax.process_index() == 0:
+    remove_model_dir(path)
+    staging.rename(path)
+  multihost_utils.sync_global_devices(f'replace_model_dir_done:{path}')
   return path
 
 

@@ -13,12 +13,48 @@ from cascadeformer_jax.models import presets
 from cascadeformer_jax.models.config import ModelConfig
 
 
-def published_experiment_config(dataset: str, variant: str) -> ml_collections.ConfigDict:
-  """The experiment config of a published model: its dataset, variant and architecture."""
+def stage_config(**overrides) -> ml_collections.ConfigDict:
+  """Defaults of one training stage (``config.pretrain`` / ``config.finetune``); see train/optim.py."""
+  stage = ml_collections.ConfigDict(dict(
+      epochs=1, batch_size=4, optimizer='adam', lr=1e-4, weight_decay=0.0, momentum=0.9, nesterov=False,
+      schedule='constant', schedule_unit='step', warmup_fraction=0.0, min_lr=0.0, grad_clip_norm=0.0,
+      # 'last' keeps the last epoch; 'holdout' selects on data.holdout_fraction of the training split; 'test'
+      # selects on the test split, as the original did for some runs (leaks the test set: reproduction only).
+      select_best='last'))
+  stage.update(overrides)
+  return stage
+
+
+def experiment_config(dataset: str, model: ModelConfig, data_variant: str | None = None
+                      ) -> ml_collections.ConfigDict:
+  """An experiment config with every field the training entry point reads, set to neutral defaults."""
+  from cascadeformer_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+
   config = ml_collections.ConfigDict()
   config.dataset = dataset
+  config.mode = 'train'  # 'train' (pretrain + finetune + test), 'pretrain', 'finetune' or 'eval'.
+  config.workdir = ''  # Default: workdirs/<config file name>.
+  config.seed = 42
+  config.init_from = ''  # Model directory, training work directory or 'hf:<published folder>'.
+  config.published_accuracy = 0.0
+  config.model = ml_collections.ConfigDict(model.to_dict())
+  config.data = data_lib.default_data_config(dataset, data_variant)
+  config.pretrain = stage_config(mask_ratio=0.3, mask_mode='joints')
+  # t1_init: 'pretrained' (this run's stage 1 or init_from) or 'scratch'. freeze: 'none', 't1', 't1_except_last'.
+  config.finetune = stage_config(optimizer='adamw', label_smoothing=0.0, freeze='none', t1_init='pretrained')
+  config.eval = ml_collections.ConfigDict(dict(batch_size=4, every_epochs=1))
+  config.checkpoint = ml_collections.ConfigDict(dict(keep=2, every_steps=0))
+  config.log_every_steps = 10
+  config.progress = True
+  config.tensorboard = True
+  config.distributed = ml_collections.ConfigDict(dict(coordinator_address='', num_processes=0, process_id=-1))
+  return config
+
+
+def published_experiment_config(dataset: str, variant: str) -> ml_collections.ConfigDict:
+  """The experiment config of a published model: its dataset, architecture and published accuracy."""
+  config = experiment_config(dataset, presets.published_model_config(dataset, variant), data_variant=variant)
   config.variant = variant
-  config.model = ml_collections.ConfigDict(presets.published_model_config(dataset, variant).to_dict())
   config.published_accuracy = presets.PUBLISHED_ACCURACY[(dataset, variant)]
   return config
 
@@ -59,3 +95,22 @@ def quiet_logs() -> None:
   for name in ('absl', 'orbax', 'jax._src.xla_bridge'):
     logging.getLogger(name).setLevel(logging.ERROR)
   warnings.filterwarnings('ignore', category=UserWarning, module='orbax')
+
+
+def ensure_dataset(config: ml_collections.ConfigDict) -> None:
+  """Builds the procedurally generated dataset on first use; real datasets must be built by the user."""
+  if config.data.tfds_name != 'synthetic_actions':
+    return
+  import data_builders  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+  data_dir = data_lib.resolve_data_dir(config.data)
+  builder_config = config.data.tfds_config or None
+  if jax.process_index() == 0:
+    if not data_builders.get_builder(config.data.tfds_name, data_dir, builder_config).is_prepared():
+      print(f'building {config.data.tfds_name} in {data_dir} (once; about a minute)', flush=True)
+      data_builders.build_dataset(config.data.tfds_name, data_dir, config=builder_config)
+  multihost_utils.sync_global_devices('ensure_dataset')

@@ -1,0 +1,133 @@
+"""Input-pipeline throughput: training clips/s per dataset on this machine's CPU.
+
+Prints a markdown table with, per dataset and worker count, the clips/s the training pipeline delivers
+(start-up and the first batch excluded), the fastest training step it can feed (batch / throughput),
+and — when `--step_time_ms` gives the step time of the model it feeds — the clips/s that step needs.
+
+Without `--data_dir` the clips come from a lazy in-memory source with the datasets' shapes and
+realistic length distributions (NTU ≈ 80 frames, N-UCLA ≈ 43, Penn ≈ 70); each clip is generated on
+access, standing in for reading and decoding a stored example. With `--data_dir` the built TFDS data
+sources are read (`data_builders.load_data_source`).
+
+  python -m benchmarks.input_pipeline
+  python -m benchmarks.input_pipeline --workers=0,1,2 --step_time_ms=ntu60_xsub=250,n_ucla=120
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from cascadeformer_jax import data
+
+# Batch sizes of the original training runs (spec/MODEL.md §5); synthetic_actions follows NTU.
+ORIGINAL_BATCH = {'penn_action': 4, 'n_ucla': 4, 'ntu60_xsub': 64, 'ntu60_xview': 64,
+                  'synthetic_actions': 64}
+# (mean, min, max) clip lengths used by the in-memory source.
+_LENGTHS = {'penn_action': (70, 18, 663), 'n_ucla': (43, 1, 201), 'ntu': (80, 32, 300)}
+
+
+class SyntheticClips:
+  """Lazy map-style source: example i is generated from (seed, i) with the stored feature layout."""
+
+  def __init__(self, dataset: str, num_examples: int = 2048, seed: int = 0):
+    self.dataset = dataset
+    self.num_examples = num_examples
+    self.seed = seed
+    self.layout = data.default_data_config(dataset).layout
+    self.num_classes = data.default_data_config(dataset).num_classes
+
+  def __len__(self) -> int:
+    return self.num_examples
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng([self.seed, int(index)])
+    mean, low, high = _LENGTHS['ntu' if self.layout == 'ntu' else self.dataset]
+    length = int(np.clip(rng.gamma(4.0, mean / 4.0), low, high))
+    label = int(index) % self.num_classes
+    if self.layout == 'penn':
+      return {'skeleton': rng.uniform(0, 480, (length, 13, 2)).astype(np.float32),
+              'visibility': rng.random((length, 13)) > 0.1,
+              'image_size': np.array([480, 640], np.int32), 'label': label,
+              'video_id': f'{index:04d}'.encode()}
+    if self.layout == 'nucla':
+      return {'skeleton': (0.3 * rng.standard_normal((length, 20, 3)) + (0, 0, 3)).astype(np.float32),
+              'label': label, 'sample_name': f'a01_s01_e{index:05d}_v01'.encode()}
+    skeleton = np.zeros((length, 2, 25, 3), np.float32)
+    skeleton[:, 0] = 0.3 * rng.standard_normal((length, 25, 3))
+    if index % 5 == 0:
+      skeleton[:, 1] = 0.3 * rng.standard_normal((length, 25, 3)) + 0.8
+    return {'skeleton': skeleton, 'label': label, 'sample_name': f'S{index:019d}'.encode()}
+
+
+def measure(dataset: str, batch_size: int, num_workers: int, num_threads: int, num_batches: int,
+            data_dir: str | None) -> tuple[float, float]:
+  """Returns (start-up seconds incl. the first batch, clips/s over the next `num_batches`)."""
+  cfg = data.default_data_config(dataset)
+  cfg.num_workers = num_workers
+  cfg.num_threads = num_threads
+  cfg.prefetch_buffer_size = 4 * batch_size if num_threads else 0
+  source = None
+  if data_dir:
+    cfg.data_dir = data_dir
+  else:
+    source = SyntheticClips(dataset)
+  start = time.perf_counter()
+  iterator = data.make_train_iterator(cfg, batch_size, source=source, process_index=0,
+                                      process_count=1)
+  try:
+    next(iterator)
+    startup = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(num_batches):
+      next(iterator)
+    elapsed = time.perf_counter() - start
+  finally:
+    iterator.close()
+  return startup, num_batches * batch_size / elapsed
+
+
+def _parse_mapping(text: str) -> dict[str, float]:
+  pairs = [item.split('=') for item in text.split(',') if item]
+  return {name: float(value) for name, value in pairs}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--datasets', default='penn_action,n_ucla,ntu60_xsub,synthetic_actions')
+  parser.add_argument('--workers', default='0,1', help='comma-separated grain worker counts')
+  parser.add_argument('--threads', type=int, default=0, help='grain reader threads per process')
+  parser.add_argument('--batch_size', type=int, default=0, help='0 = the original batch size')
+  parser.add_argument('--clips', type=int, default=2048, help='clips timed per configuration')
+  parser.add_argument('--step_time_ms', default='',
+                      help='training step time per dataset, e.g. ntu60_xsub=250,n_ucla=120')
+  parser.add_argument('--data_dir', default='', help='read built TFDS data sources from here')
+  args = parser.parse_args()
+
+  step_times = _parse_mapping(args.step_time_ms)
+  print(f'CPU cores: {os.cpu_count()}; grain reader threads: {args.threads}; '
+        f"source: {'TFDS ' + args.data_dir if args.data_dir else 'in-memory synthetic clips'}\n")
+  print('| dataset | batch | workers | start-up s | clips/s | fastest step fed (ms) | '
+        'step time (ms) | clips/s needed | keeps up |')
+  print('|---|---|---|---|---|---|---|---|---|')
+  for dataset in args.datasets.split(','):
+    batch = args.batch_size or ORIGINAL_BATCH[dataset]
+    num_batches = max(1, args.clips // batch)
+    for workers in (int(w) for w in args.workers.split(',')):
+      startup, clips_per_s = measure(dataset, batch, workers, args.threads, num_batches,
+                                     args.data_dir or None)
+      fastest_step = 1000 * batch / clips_per_s
+      if dataset in step_times:
+        needed = 1000 * batch / step_times[dataset]
+        extra = f'{step_times[dataset]:.0f} | {needed:.0f} | {"yes" if clips_per_s >= needed else "NO"}'
+      else:
+        extra = '– | – | –'
+      print(f'| {dataset} | {batch} | {workers} | {startup:.1f} | {clips_per_s:.0f} | '
+            f'{fastest_step:.1f} | {extra} |', flush=True)
+
+
+if __name__ == '__main__':
+  main()

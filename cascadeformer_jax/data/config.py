@@ -1,0 +1,177 @@
+"""Data settings (`config.data` of an experiment config) and the model-input shape they imply."""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+from ml_collections import config_dict
+import numpy as np
+
+from cascadeformer_jax.data import transforms
+
+DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'synthetic_actions')
+
+# N-UCLA frozen-augmentation settings of the published runs (spec/MODEL.md §5, quirk Q12).
+_NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0.3)}
+
+
+def default_data_config(dataset: str, variant: str | None = None) -> ml_collections.ConfigDict:
+  """Data settings with the original code's values as defaults.
+
+  Fields common to all datasets:
+    name: one of `DATASETS`.
+    tfds_name, tfds_config: TFDS builder and config ('' = none) passed to
+      `data_builders.load_data_source`.
+    data_dir: TFDS data directory ('' = the TFDS default).
+    train_split, eval_split: TFDS split names.
+    layout: 'penn', 'nucla' or 'ntu' — which preprocessing family applies (synthetic_actions uses 'ntu').
+    num_classes, num_joints, num_coords: K, J, C of the stored skeletons.
+    num_frames: T fed to the model (None for Penn: native length, padded per batch).
+    max_frames: Penn only — the longest clip (663); padding length of `penn.padding='fixed'` and T of
+      `model_input_shape`.
+    augment: random training-time augmentation on/off (evaluation never augments).
+    shuffle, seed: per-epoch shuffling of the training order; seed 42 as in the original.
+    drop_remainder: drop the last incomplete global batch of each training epoch.
+    holdout_fraction: stratified fraction of the training split held out (the original discards 5 % with
+      scikit-learn's RNG, which cannot be replayed; 0 keeps all clips). Read with split='holdout'.
+    representation: input representation, one of `transforms.REPRESENTATIONS` ('joint' = original).
+    bad_values: 'error' (default: NaN/inf coordinates raise, naming the example) or 'zero' (set them to 0
+      and count them in the batch's `nonfinite_count`).
+    num_workers: grain `mp_prefetch` worker processes (0 = no multiprocessing).
+    worker_buffer_size: batches buffered per worker process.
+    num_threads, prefetch_buffer_size: grain `ReadOptions` threads (0 = read in the calling thread) and
+      element prefetch buffer of the main process.
+
+  Dataset-specific sub-configs:
+    ntu (NTU60 and synthetic_actions): crop_interval (train crop fraction range), test_crop_fraction,
+      min_crop_frames, rotation_max_rad, person_selection ('abs_sum' = original, 'motion_variance' = paper).
+    nucla: rotation_max_deg, scale_range, drop_prob (axis and joint drop), repeat (training clips per
+      epoch = repeat × split size), frozen_augmentation (True: the original's one fixed draw per
+      (copy, clip) reused in all epochs, quirk Q4; False: fresh draws every epoch), frozen_seed.
+    penn: normalisation ('none' = raw pixels as the original, 'image' = [−1, 1] by frame size), padding
+      ('batch_max' = longest clip of the global batch as the original, 'fixed' = `max_frames`),
+      pad_multiple (round the padded length up to a multiple, bounding recompiles), bucket_by_length,
+      bucket_window (global batches per sorting window when bucketing).
+
+  Args:
+    dataset: one of `DATASETS`.
+    variant: '1.0', '1.1' or '1.2' selects the N-UCLA repeat / drop probability of that published run
+      (30/0.1, 10/0.1, 25/0.3); other datasets do not depend on it.
+  """
+  if dataset not in DATASETS:
+    raise ValueError(f'unknown dataset {dataset!r}; expected one of {DATASETS}')
+  cfg = ml_collections.ConfigDict()
+  cfg.name = dataset
+  cfg.data_dir = ''
+  cfg.train_split = 'train'
+  cfg.eval_split = 'test'
+  cfg.shuffle = True
+  cfg.seed = 42
+  cfg.drop_remainder = True
+  cfg.holdout_fraction = 0.0
+  cfg.representation = 'joint'
+  cfg.bad_values = 'error'
+  cfg.num_workers = 0
+  cfg.worker_buffer_size = 2
+  cfg.num_threads = 0
+  cfg.prefetch_buffer_size = 0
+  cfg.max_frames = 0
+
+  if dataset == 'penn_action':
+    cfg.tfds_name, cfg.tfds_config, cfg.layout = 'penn_action', '', 'penn'
+    cfg.num_classes, cfg.num_joints, cfg.num_coords = 15, 13, 2
+    cfg.num_frames = config_dict.placeholder(int)
+    cfg.max_frames = 663
+    cfg.augment = False
+    cfg.penn = ml_collections.ConfigDict(dict(
+        normalisation='none', padding='batch_max', pad_multiple=1, bucket_by_length=False,
+        bucket_window=32))
+  elif dataset == 'n_ucla':
+    cfg.tfds_name, cfg.tfds_config, cfg.layout = 'n_ucla', '', 'nucla'
+    cfg.num_classes, cfg.num_joints, cfg.num_coords = 10, 20, 3
+    cfg.num_frames = 64
+    cfg.augment = True
+    repeat, drop_prob = _NUCLA_VARIANT_AUGMENTATION.get(variant or '1.0', (30, 0.1))
+    cfg.nucla = ml_collections.ConfigDict(dict(
+        rotation_max_deg=60, scale_range=(0.5, 1.5), drop_prob=drop_prob, repeat=repeat,
+        frozen_augmentation=False, frozen_seed=42))
+  else:
+    if dataset == 'synthetic_actions':
+      cfg.tfds_name, cfg.tfds_config = 'synthetic_actions', ''
+      cfg.num_classes = 10
+      crop_interval, test_crop_fraction = (1.0, 1.0), 1.0
+    else:
+      cfg.tfds_name, cfg.tfds_config = 'ntu_rgbd60', dataset.rsplit('_', 1)[1]
+      cfg.num_classes = 60
+      crop_interval, test_crop_fraction = (0.5, 1.0), 0.95
+    cfg.layout = 'ntu'
+    cfg.num_joints, cfg.num_coords = 25, 3
+    cfg.num_frames = 64
+    cfg.augment = True
+    cfg.ntu = ml_collections.ConfigDict(dict(
+        crop_interval=crop_interval, test_crop_fraction=test_crop_fraction, min_crop_frames=64,
+        rotation_max_rad=0.3, person_selection='abs_sum'))
+  return cfg
+
+
+def resolve_data_dir(data_config: ml_collections.ConfigDict) -> str:
+  """`data_dir`, or TFDS's default: $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+  if data_config.data_dir:
+    return os.path.expanduser(data_config.data_dir)
+  return os.path.expanduser(os.environ.get('TFDS_DATA_DIR', '~/tensorflow_datasets'))
+
+
+def model_input_shape(data_config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+  """(T, J, C) of one model input clip, known before any data is read.
+
+  For Penn Action T is `max_frames` (an upper bound: batches are padded to their longest clip unless
+  `penn.padding='fixed'`); C includes the extra channels of the chosen `representation`.
+  """
+  num_frames = data_config.num_frames if data_config.layout != 'penn' else data_config.max_frames
+  channels = transforms.representation_channels(data_config.representation, data_config.num_coords)
+  return int(num_frames), int(data_config.num_joints), channels
+
+
+def joint_parents(data_config: ml_collections.ConfigDict) -> np.ndarray:
+  """(J,) parent of every joint in the order the model sees (after the N-UCLA partition reorder)."""
+  if data_config.layout == 'penn':
+    return transforms.PENN_PARENTS
+  if data_config.layout == 'ntu':
+    return transforms.NTU_PARENTS
+  order = transforms.NUCLA_PARTITION_ORDER
+  position = {int(native): k for k, native in enumerate(order)}
+  return np.array([position[int(transforms.NUCLA_PARENTS[native])] for native in order], dtype=np.int64)
+
+
+def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the field when a setting is out of its allowed set."""
+  def check(field, value, allowed):
+    if value not in allowed:
+      raise ValueError(f'data config: {field}={value!r} is not one of {tuple(allowed)}')
+
+  check('layout', data_config.layout, ('penn', 'nucla', 'ntu'))
+  check('representation', data_config.representation, transforms.REPRESENTATIONS)
+  check('bad_values', data_config.bad_values, ('error', 'zero'))
+  if not 0 <= data_config.holdout_fraction < 1:
+    raise ValueError(f'data config: holdout_fraction={data_config.holdout_fraction} must be in [0, 1)')
+  if data_config.num_workers < 0 or data_config.num_threads < 0:
+    raise ValueError('data config: num_workers and num_threads must be >= 0')
+  if data_config.layout == 'penn':
+    check('penn.normalisation', data_config.penn.normalisation, ('none', 'image'))
+    check('penn.padding', data_config.penn.padding, ('batch_max', 'fixed'))
+    if data_config.penn.pad_multiple < 1:
+      raise ValueError('data config: penn.pad_multiple must be >= 1')
+  elif data_config.layout == 'ntu':
+    check('ntu.person_selection', data_config.ntu.person_selection, ('abs_sum', 'motion_variance'))
+    low, high = data_config.ntu.crop_interval
+    if not 0 < low <= high <= 1:
+      raise ValueError(f'data config: ntu.crop_interval={data_config.ntu.crop_interval} must satisfy '
+                       '0 < low <= high <= 1')
+  else:
+    if data_config.nucla.repeat < 1:
+      raise ValueError('data config: nucla.repeat must be >= 1')
+    if not 0 <= data_config.nucla.drop_prob <= 1:
+      raise ValueError('data config: nucla.drop_prob must be in [0, 1]')
+  if data_config.layout != 'penn' and (data_config.num_frames is None or data_config.num_frames < 1):
+    raise ValueError('data config: num_frames must be a positive integer')

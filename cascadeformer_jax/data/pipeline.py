@@ -1,0 +1,441 @@
+"""Grain input pipelines: per-process training and evaluation batches from TFDS data sources.
+
+Order and randomness are pure functions of (seed, epoch, position), so batches do not depend on the
+number of worker processes or threads, and an iterator can be restored from its step count alone.
+
+Every epoch has a *plan*: a (num_batches, global_batch_size) array of virtual example indices (−1 =
+padding). Process p of P reads only columns [p·B, (p+1)·B) of each row, B = global_batch_size / P, so
+the union of the P local batches is the global batch a single process would produce. A virtual index v
+stands for stored example `examples[v % N]` (N-UCLA repeats the split `repeat` times per epoch); its
+augmentation generator is seeded by (seed, epoch, v), or by (frozen_seed, v) for the original's frozen
+N-UCLA augmentation.
+
+Batches (process-local, B = local batch size):
+  skeleton: float32 (B, T, J, C) — model input (Penn: zero-padded to the longest clip of the global batch).
+  label: int32 (B,); lengths: int32 (B,) real frames (T for fixed-length datasets, 0 for padding).
+  valid: bool (B,) — False for padding slots (evaluation's last batch); index: int32 (B,) stored example
+  index (−1 for padding); epoch: int32 (B,); nonfinite_count: int32 (B,) coordinates replaced by 0
+  (only with `bad_values='zero'`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import grain
+import ml_collections
+import numpy as np
+
+from cascadeformer_jax.data import config as config_lib
+from cascadeformer_jax.data import examples as examples_lib
+from cascadeformer_jax.data import transforms
+
+_STATE_VERSION = 1
+_INFINITE_STOP = 2**62
+# Seed-sequence tags keep the streams of shuffling, fresh and frozen augmentation apart.
+_SHUFFLE, _BATCH_ORDER, _FRESH, _FROZEN, _HOLDOUT = 1, 2, 3, 4, 5
+
+
+# --- Plans -----------------------------------------------------------------------------------------
+
+class EpochPlan:
+  """Which virtual example fills each slot of each global batch of an epoch (picklable)."""
+
+  def __init__(self, num_virtual: int, global_batch_size: int, *, shuffle: bool, seed: int,
+               drop_remainder: bool, lengths: np.ndarray | None = None, bucket_window: int = 0):
+    """Describes the epochs; orders are computed lazily per epoch.
+
+    Args:
+      num_virtual: virtual examples per epoch.
+      global_batch_size: G.
+      shuffle: new permutation per epoch from (seed, epoch); otherwise the identity order.
+      seed: shuffling seed.
+      drop_remainder: drop the incomplete last batch; otherwise pad it with −1.
+      lengths: (num_virtual,) clip lengths, used for bucketing.
+      bucket_window: if > 0 (and lengths given), sort each window of this many global batches by length
+        before cutting batches, then shuffle the order of the batches.
+    """
+    self.num_virtual = num_virtual
+    self.global_batch_size = global_batch_size
+    self.shuffle = shuffle
+    self.seed = seed
+    self.drop_remainder = drop_remainder
+    self.lengths = lengths
+    self.bucket_window = bucket_window
+    if drop_remainder:
+      self.num_batches = num_virtual // global_batch_size
+    else:
+      self.num_batches = -(-num_virtual // global_batch_size)
+    self._cache: dict[int, np.ndarray] = {}
+
+  def order(self, epoch: int) -> np.ndarray:
+    """(num_batches, G) int64 virtual indices of `epoch` (−1 = padding slot)."""
+    cached = self._cache.get(epoch)
+    if cached is None:
+      cached = self._compute(epoch)
+      if len(self._cache) >= 2:
+        self._cache.pop(min(self._cache))
+      self._cache[epoch] = cached
+    return cached
+
+  def _compute(self, epoch: int) -> np.ndarray:
+    size = self.num_batches * self.global_batch_size
+    if self.shuffle:
+      order = np.random.default_rng([self.seed, _SHUFFLE, epoch]).permutation(self.num_virtual)
+    else:
+      order = np.arange(self.num_virtual)
+    order = order[:size]
+    num_full = len(order) // self.global_batch_size
+    full = order[:num_full * self.global_batch_size]
+    if self.bucket_window > 0 and self.lengths is not None:
+      window = self.bucket_window * self.global_batch_size
+      full = np.concatenate([
+          chunk[np.argsort(self.lengths[chunk], kind='stable')]
+          for chunk in np.split(full, range(window, len(full), window))]) if len(full) else full
+    batches = full.reshape(num_full, self.global_batch_size)
+    if self.bucket_window > 0 and self.lengths is not None and self.shuffle:
+      batches = batches[np.random.default_rng([self.seed, _BATCH_ORDER, epoch]).permutation(num_full)]
+    rest = order[num_full * self.global_batch_size:]
+    if len(rest):
+      padded = np.full((1, self.global_batch_size), -1, dtype=np.int64)
+      padded[0, :len(rest)] = rest
+      batches = np.concatenate([batches, padded])
+    return batches.astype(np.int64)
+
+
+# --- Per-element loading and collation (module level so worker processes can unpickle them) -------
+
+class ElementLoader:
+  """Process-local element position → preprocessed example dict."""
+
+  def __init__(self, source: Any, plan: EpochPlan, settings: Mapping[str, Any], *, train: bool,
+               examples: np.ndarray, process_index: int, local_batch_size: int, where: str,
+               rng_mode: str, seed: int, lengths: np.ndarray | None, fixed_frames: int):
+    self.source = source
+    self.plan = plan
+    self.settings = dict(settings)
+    self.parents = config_lib.joint_parents(ml_collections.ConfigDict(self.settings))
+    self.train = train
+    self.examples = examples
+    self.process_index = process_index
+    self.local_batch_size = local_batch_size
+    self.where = where
+    self.rng_mode = rng_mode
+    self.seed = seed
+    self.lengths = lengths
+    self.fixed_frames = fixed_frames
+    _, num_joints, channels = config_lib.model_input_shape(ml_collections.ConfigDict(self.settings))
+    padding_frames = 0 if settings['layout'] == 'penn' else settings['num_frames']
+    self.padding_skeleton = np.zeros((padding_frames, num_joints, channels), np.float32)
+
+  def _rng(self, epoch: int, virtual: int) -> np.random.Generator | None:
+    if self.rng_mode == 'fresh':
+      return np.random.default_rng([self.seed, _FRESH, epoch, virtual])
+    if self.rng_mode == 'frozen':
+      return np.random.default_rng([self.seed, _FROZEN, virtual])
+    return None
+
+  def __call__(self, position: int) -> dict[str, Any]:
+    per_epoch = self.plan.num_batches * self.local_batch_size
+    epoch, within = divmod(int(position), per_epoch)
+    batch, slot = divmod(within, self.local_batch_size)
+    row = self.plan.order(epoch)[batch]
+    virtual = int(row[self.process_index * self.local_batch_size + slot])
+    pad_to = 0
+    if self.lengths is not None:
+      real = row[row >= 0]
+      pad_to = int(self.lengths[real % len(self.examples)].max()) if len(real) else 0
+    if virtual < 0:
+      return {'skeleton': self.padding_skeleton, 'label': np.int32(0), 'length': np.int32(0),
+              'nonfinite_count': np.int32(0), 'index': np.int32(-1), 'valid': False,
+              'epoch': np.int32(epoch), 'pad_to': pad_to}
+    index = int(self.examples[virtual % len(self.examples)])
+    where = f'{self.where} example {index}'
+    element = examples_lib.process_example(
+        self.source[index], self.settings, self.parents, self._rng(epoch, virtual), self.train, where)
+    if self.fixed_frames and element['skeleton'].shape[0] > self.fixed_frames:
+      raise examples_lib.BadExampleError(
+          f"{examples_lib.describe_example(self.source[index], where)}: {element['skeleton'].shape[0]} "
+          f'frames exceed penn.padding=fixed length max_frames={self.fixed_frames}')
+    element.update(index=np.int32(index), valid=True, epoch=np.int32(epoch), pad_to=pad_to)
+    return element
+
+
+def collate(elements: Sequence[Mapping[str, Any]], *, variable_length: bool, pad_multiple: int,
+            fixed_frames: int) -> dict[str, np.ndarray]:
+  """Stacks elements into a batch; variable-length clips are zero-padded at the end (see module doc)."""
+  skeletons = [e['skeleton'] for e in elements]
+  if variable_length:
+    if fixed_frames:
+      target = fixed_frames
+    else:
+      target = max([s.shape[0] for s in skeletons] + [e['pad_to'] for e in elements] + [1])
+      target = -(-target // pad_multiple) * pad_multiple
+    skeletons = [transforms.pad_time(s, target) for s in skeletons]
+  return {
+      'skeleton': np.stack(skeletons).astype(np.float32, copy=False),
+      'label': np.array([e['label'] for e in elements], np.int32),
+      'lengths': np.array([e['length'] for e in elements], np.int32),
+      'valid': np.array([e['valid'] for e in elements], bool),
+      'index': np.array([e['index'] for e in elements], np.int32),
+      'epoch': np.array([e['epoch'] for e in elements], np.int32),
+      'nonfinite_count': np.array([e['nonfinite_count'] for e in elements], np.int32),
+  }
+
+
+# --- Iterator --------------------------------------------------------------------------------------
+
+class DataIterator(Iterator[dict[str, np.ndarray]]):
+  """Iterator over process-local batches with checkpointable state.
+
+  Attributes:
+    step: batches returned so far.
+    epoch: epoch of the next batch (= completed epochs for the training iterator).
+    batches_per_epoch: global batches per epoch (the same on every process).
+    local_batch_size, global_batch_size: B and G.
+  """
+
+  def __init__(self, build: Callable[[int], Iterator[dict[str, np.ndarray]]], *,
+               batches_per_epoch: int, total_batches: int | None, identity: dict[str, Any],
+               local_batch_size: int, global_batch_size: int):
+    self._build = build
+    self.batches_per_epoch = batches_per_epoch
+    self._total = total_batches
+    self._identity = identity
+    self.local_batch_size = local_batch_size
+    self.global_batch_size = global_batch_size
+    self.step = 0
+    self._iterator = None
+
+  @property
+  def epoch(self) -> int:
+    return self.step // self.batches_per_epoch
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    if self._total is not None and self.step >= self._total:
+      raise StopIteration
+    if self._iterator is None:
+      self._iterator = self._build(self.step)
+    batch = next(self._iterator)
+    self.step += 1
+    # Worker processes hand over shared-memory array subclasses; plain copies free the shared memory
+    # now instead of whenever the caller drops the batch.
+    return {key: value if type(value) is np.ndarray else np.array(value)  # pylint: disable=unidiomatic-typecheck
+            for key, value in batch.items()}
+
+  def __len__(self) -> int:
+    if self._total is None:
+      raise TypeError('the training iterator is infinite')
+    return self._total
+
+  def get_state(self) -> dict[str, Any]:
+    """JSON-serialisable state: the step count plus what must match on restore."""
+    return {'version': _STATE_VERSION, 'step': self.step, **self._identity}
+
+  def set_state(self, state: Mapping[str, Any]) -> None:
+    """Continues after the batches counted in `state` (prefetched batches are discarded)."""
+    if state.get('version') != _STATE_VERSION:
+      raise ValueError(f"iterator state version {state.get('version')!r} is not {_STATE_VERSION}")
+    for key, value in self._identity.items():
+      if state.get(key) != value:
+        raise ValueError(f'iterator state was saved with {key}={state.get(key)!r}, this iterator has '
+                         f'{key}={value!r}; batches would differ')
+    step = int(state['step'])
+    if step < 0 or (self._total is not None and step > self._total):
+      raise ValueError(f'iterator state step {step} is out of range')
+    self.close()
+    self.step = step
+
+  def close(self) -> None:
+    """Stops worker processes (if any); iteration continues lazily from `step`."""
+    if self._iterator is not None and hasattr(self._iterator, 'close'):
+      self._iterator.close()
+    self._iterator = None
+
+
+# --- Public constructors ---------------------------------------------------------------------------
+
+def open_data_source(data_config: ml_collections.ConfigDict, split: str) -> Any:
+  """Opens the TFDS data source of `split` through `data_builders.load_data_source`."""
+  from data_builders import load_data_source  # pylint: disable=g-import-not-at-top
+  return load_data_source(data_config.tfds_name, split, config_lib.resolve_data_dir(data_config),
+                          config=data_config.tfds_config or None)
+
+
+def _resolve_processes(global_batch_size: int, process_index: int | None,
+                       process_count: int | None) -> tuple[int, int, int]:
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+  if global_batch_size < 1:
+    raise ValueError(f'global_batch_size must be positive, got {global_batch_size}')
+  if process_count < 1 or not 0 <= process_index < process_count:
+    raise ValueError(f'process_index {process_index} is not in [0, process_count={process_count})')
+  if global_batch_size % process_count:
+    raise ValueError(f'global_batch_size {global_batch_size} is not divisible by the number of '
+                     f'processes {process_count}')
+  return process_index, process_count, global_batch_size // process_count
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+  """Boolean (N,) mask of a stratified hold-out: round(fraction·n_c) random clips of every class c."""
+  held = np.zeros(len(labels), bool)
+  rng = np.random.default_rng([seed, _HOLDOUT])
+  for label in np.unique(labels):
+    members = np.flatnonzero(labels == label)
+    held[rng.permutation(members)[:int(round(fraction * len(members)))]] = True
+  return held
+
+
+def _split_examples(data_config, source, split: str, where: str) -> np.ndarray:
+  num_examples = len(source)
+  if num_examples == 0:
+    raise ValueError(f'{where}: the data source is empty')
+  indices = np.arange(num_examples)
+  fraction = data_config.holdout_fraction
+  if fraction > 0 and split in (data_config.train_split, 'holdout'):
+    labels = np.array([int(np.asarray(source[i]['label'])) for i in indices])
+    held = stratified_holdout(labels, fraction, data_config.seed)
+    indices = indices[held] if split == 'holdout' else indices[~held]
+  elif split == 'holdout':
+    raise ValueError("split='holdout' needs data.holdout_fraction > 0")
+  return indices
+
+
+def _penn_lengths(source, indices: np.ndarray, where: str) -> np.ndarray:
+  lengths = []
+  for index in indices:
+    raw = source[int(index)]
+    skeleton = np.asarray(examples_lib.get_field(raw, 'skeleton', f'{where} example {index}'))
+    lengths.append(skeleton.shape[0] if skeleton.ndim else 0)
+  return np.array(lengths, np.int64)
+
+
+def _ensure_absl_flags_parsed() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
+def _make_iterator(data_config, global_batch_size, *, split, train, source, process_index,
+                   process_count, seed, num_workers) -> DataIterator:
+  config_lib.validate_data_config(data_config)
+  process_index, process_count, local_batch = _resolve_processes(
+      global_batch_size, process_index, process_count)
+  source_split = data_config.train_split if split == 'holdout' else split
+  if source is None:
+    source = open_data_source(data_config, source_split)
+  where = f'{data_config.name}/{split}'
+  indices = _split_examples(data_config, source, split, where)
+  settings = data_config.to_dict()
+  seed = data_config.seed if seed is None else int(seed)
+  layout = data_config.layout
+
+  repeat = 1
+  rng_mode = 'none'
+  element_seed = seed
+  if train and data_config.augment:
+    rng_mode = 'fresh'
+    if layout == 'nucla':
+      repeat = data_config.nucla.repeat
+      if data_config.nucla.frozen_augmentation:
+        rng_mode, element_seed = 'frozen', data_config.nucla.frozen_seed
+  num_virtual = len(indices) * repeat
+
+  lengths = None
+  bucket_window = 0
+  fixed_frames = 0
+  pad_multiple = 1
+  if layout == 'penn':
+    penn = data_config.penn
+    fixed_frames = data_config.max_frames if penn.padding == 'fixed' else 0
+    pad_multiple = penn.pad_multiple
+    bucketing = train and penn.bucket_by_length
+    if bucketing or (process_count > 1 and not fixed_frames):
+      # Needed to sort by length, or to pad every process to the longest clip of the global batch.
+      lengths = _penn_lengths(source, indices, where)
+    bucket_window = penn.bucket_window if bucketing else 0
+
+  drop_remainder = data_config.drop_remainder if train else False
+  plan = EpochPlan(num_virtual, global_batch_size, shuffle=train and data_config.shuffle, seed=seed,
+                   drop_remainder=drop_remainder,
+                   lengths=None if lengths is None else np.tile(lengths, repeat),
+                   bucket_window=bucket_window)
+  if plan.num_batches == 0:
+    raise ValueError(f'{where}: {num_virtual} examples do not fill one global batch of '
+                     f'{global_batch_size} (drop_remainder=True)')
+  loader = ElementLoader(source, plan, settings, train=train, examples=indices,
+                         process_index=process_index, local_batch_size=local_batch, where=where,
+                         rng_mode=rng_mode, seed=element_seed, lengths=lengths,
+                         fixed_frames=fixed_frames)
+  batch_fn = functools.partial(collate, variable_length=layout == 'penn', pad_multiple=pad_multiple,
+                               fixed_frames=fixed_frames)
+  num_workers = data_config.num_workers if num_workers is None else num_workers
+  total = None if train else plan.num_batches
+  read_options = grain.ReadOptions(num_threads=data_config.num_threads,
+                                   prefetch_buffer_size=data_config.prefetch_buffer_size)
+
+  def build(start_batch: int) -> Iterator[dict[str, np.ndarray]]:
+    stop = _INFINITE_STOP if total is None else total * local_batch
+    dataset = (grain.MapDataset.range(start_batch * local_batch, stop)
+               .map(loader)
+               .batch(local_batch, drop_remainder=True, batch_fn=batch_fn)
+               .to_iter_dataset(read_options))
+    if num_workers > 0:
+      _ensure_absl_flags_parsed()
+      dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
+          num_workers=num_workers, per_worker_buffer_size=data_config.worker_buffer_size))
+    return iter(dataset)
+
+  identity = {'dataset': data_config.name, 'split': split, 'train': train, 'seed': seed,
+              'global_batch_size': global_batch_size, 'process_index': process_index,
+              'process_count': process_count, 'num_examples': int(len(indices)),
+              'batches_per_epoch': plan.num_batches}
+  return DataIterator(build, batches_per_epoch=plan.num_batches, total_batches=total,
+                      identity=identity, local_batch_size=local_batch,
+                      global_batch_size=global_batch_size)
+
+
+def make_train_iterator(data_config: ml_collections.ConfigDict, global_batch_size: int, *,
+                        source: Any = None, process_index: int | None = None,
+                        process_count: int | None = None, seed: int | None = None,
+                        num_workers: int | None = None) -> DataIterator:
+  """Infinite iterator over shuffled, augmented training epochs (process-local batches).
+
+  Args:
+    data_config: `default_data_config(...)`, possibly overridden.
+    global_batch_size: G, split evenly over processes (ValueError if not divisible).
+    source: map-style data source (`len`, `[i]` → stored example); default: the TFDS source of
+      `data_config.train_split` under `data_config.data_dir`.
+    process_index, process_count: this process and the process count (default: from JAX).
+    seed: order and augmentation seed (default `data_config.seed`).
+    num_workers: grain worker processes (default `data_config.num_workers`).
+
+  Returns:
+    `DataIterator`; `next()` gives the batch dict of the module docstring, `get_state()` /
+    `set_state()` checkpoint it, `epoch` counts epochs. Incomplete last global batches are dropped
+    (`data_config.drop_remainder`).
+  """
+  return _make_iterator(data_config, global_batch_size, split=data_config.train_split, train=True,
+                        source=source, process_index=process_index, process_count=process_count,
+                        seed=seed, num_workers=num_workers)
+
+
+def make_eval_iterator(data_config: ml_collections.ConfigDict, global_batch_size: int,
+                       split: str = 'test', *, source: Any = None, process_index: int | None = None,
+                       process_count: int | None = None,
+                       num_workers: int | None = None) -> DataIterator:
+  """One deterministic pass over every example of `split` (no shuffling, no augmentation).
+
+  The last global batch is padded to full size; padded slots have `valid=False`, `index=−1`, zero
+  skeletons, so summing metrics over `valid` counts every example exactly once across processes.
+  `split='holdout'` reads the stratified hold-out of the training split (`data_config.holdout_fraction`).
+  """
+  return _make_iterator(data_config, global_batch_size, split=split, train=False, source=source,
+                        process_index=process_index, process_count=process_count, seed=None,
+                        num_workers=num_workers)

@@ -1,0 +1,1 @@
+"""Evaluation: predictions over a split and classification metrics."""

@@ -1,0 +1,55 @@
+r"""Trains and evaluates CascadeFormer.
+
+    python -m cascadeformer_jax.main --config=configs/nucla_v1_1.py [--config.mode=train|pretrain|finetune|eval]
+        [--config.workdir=workdirs/nucla_v1_1] [--config.finetune.lr=1e-4 ...]
+
+See the README for the work directory layout and the configs for the recipes.
+"""
+
+import os
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
+flags.mark_flags_as_required(['config'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  # Imported here so that --help and flag errors stay fast.
+  from cascadeformer_jax import configuration  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.train import partitioning  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.train import trainer  # pylint: disable=g-import-not-at-top
+
+  configuration.quiet_logs()
+  config = _CONFIG.value
+  with config.unlocked():
+    if not config.workdir:
+      config_name = pathlib.Path(flags.FLAGS['config'].config_filename).stem
+      config.workdir = os.path.join('workdirs', config_name)
+  distributed = config.distributed
+  partitioning.maybe_initialize_distributed(distributed.coordinator_address, distributed.num_processes,
+                                            distributed.process_id)
+  configuration.ensure_dataset(config)
+  try:
+    summary = trainer.run(config)
+  except (trainer.TrainingError, ValueError, FileNotFoundError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  if 'test' in summary:
+    test = summary['test']
+    line = f'test accuracy {test["accuracy"]:.4f} (top-5 {test["top5"]:.4f}) on {test["count"]} clips'
+    if test.get('published_accuracy'):
+      line += f'; published {test["published_accuracy"]:.4f}'
+    print(line)
+  print(f'work directory: {summary["workdir"]} ({summary["seconds"]:.0f} s)')
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main)

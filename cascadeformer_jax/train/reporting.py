@@ -1,0 +1,160 @@
+"""Run reporting: metrics.jsonl, TensorBoard event files, a console progress line and PNG curves."""
+
+import json
+import math
+import pathlib
+import sys
+import time
+from typing import Any, TextIO
+
+import jax
+
+
+class MetricWriter:
+  """Appends metrics to ``metrics.jsonl`` and TensorBoard event files (process 0 only)."""
+
+  def __init__(self, workdir: pathlib.Path, tensorboard: bool = True):
+    self._active = jax.process_index() == 0
+    self._path = pathlib.Path(workdir) / 'metrics.jsonl'
+    self._tensorboard = None
+    if self._active and tensorboard:
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      self._tensorboard = SummaryWriter(str(pathlib.Path(workdir) / 'tensorboard'), flush_secs=30)
+
+  def write(self, stage: str, step: int, metrics: dict[str, Any], **context) -> None:
+    if not self._active:
+      return
+    values = {name: _to_python(value) for name, value in metrics.items()}
+    record = {'stage': stage, 'step': int(step), **context, **values, 'time': round(time.time(), 3)}
+    with self._path.open('a') as f:
+      f.write(json.dumps(record) + '\n')
+    if self._tensorboard is not None:
+      for name, value in values.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+          self._tensorboard.add_scalar(f'{stage}/{name}', value, int(step))
+
+  def close(self) -> None:
+    if self._tensorboard is not None:
+      self._tensorboard.close()
+
+
+def _to_python(value: Any) -> Any:
+  if hasattr(value, 'item'):
+    value = value.item()
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)
+  return value
+
+
+def read_metrics(workdir: pathlib.Path) -> list[dict[str, Any]]:
+  path = pathlib.Path(workdir) / 'metrics.jsonl'
+  if not path.exists():
+    return []
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Progress:
+  """One status line: stage, epoch, step, loss, lr, clips/s (compile step excluded) and ETA.
+
+  On a terminal the line is redrawn in place; otherwise a line is printed every ``interval`` seconds.
+  """
+
+  def __init__(self, stage: str, total_steps: int, batch_size: int, start_step: int = 0,
+                 stream: TextIO | None = None, interval: float = 15.0, enabled: bool = True):
+    self._stage, self._total, self._batch = stage, total_steps, batch_size
+    self._stream = stream or sys.stderr
+    self._tty = hasattr(self._stream, 'isatty') and self._stream.isatty()
+    self._interval = interval
+    self._enabled = enabled and jax.process_index() == 0
+    self._first_step = start_step
+    self._timer_start = None
+    self._timer_step = start_step
+    self._last_print = 0.0
+
+  def update(self, step: int, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+    now = time.time()
+    if self._timer_start is None:  # The first step includes compilation: start timing after it.
+      self._timer_start, self._timer_step = now, step
+      clips_per_second, eta = float('nan'), ''
+    else:
+      elapsed = now - self._timer_start
+      done = step - self._timer_step
+      clips_per_second = done * self._batch / elapsed if elapsed > 0 else float('nan')
+      eta = _duration((self._total - step) * elapsed / done) if done else ''
+    self.last_clips_per_second = clips_per_second
+    if not self._enabled:
+      return
+    if not self._tty and now - self._last_print < self._interval and step < self._total:
+      return
+    self._last_print = now
+    parts = [f'[{self._stage}] epoch {epoch + 1}/{epochs}', f'step {step}/{self._total}']
+    parts += [f'{name} {value:.4g}' for name, value in metrics.items()]
+    if math.isfinite(clips_per_second):
+      parts.append(f'{clips_per_second:.0f} clips/s')
+    if eta:
+      parts.append(f'ETA {eta}')
+    line = '  '.join(parts)
+    if self._tty:
+      self._stream.write('\r' + line.ljust(110)[:160])
+    else:
+      self._stream.write(line + '\n')
+    self._stream.flush()
+
+  def message(self, text: str) -> None:
+    if not self._enabled:
+      return
+    if self._tty:
+      self._stream.write('\n')
+    self._stream.write(text + '\n')
+    self._stream.flush()
+
+  def close(self) -> None:
+    if self._enabled and self._tty:
+      self._stream.write('\n')
+      self._stream.flush()
+
+
+def _duration(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  if seconds >= 3600:
+    return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
+  return f'{seconds // 60}m{seconds % 60:02d}s'
+
+
+def plot_curves(workdir: pathlib.Path) -> pathlib.Path | None:
+  """Writes ``curves.png``: training loss per stage and evaluation accuracy/loss over epochs."""
+  records = read_metrics(workdir)
+  if not records:
+    return None
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  stages = [s for s in ('pretrain', 'finetune') if any(r['stage'] == s for r in records)]
+  if not stages:
+    return None
+  figure, axes = plt.subplots(1, len(stages), figsize=(6 * len(stages), 4), squeeze=False)
+  for axis, stage in zip(axes[0], stages):
+    train = [r for r in records if r['stage'] == stage and isinstance(r.get('loss'), (int, float))]
+    axis.plot([r['step'] for r in train], [r['loss'] for r in train], label='train loss', color='tab:blue')
+    axis.set_xlabel('step')
+    axis.set_ylabel('loss')
+    axis.set_title(stage)
+    evaluations = [r for r in records if r['stage'] == f'{stage}_eval']
+    for key, color in (('val_loss', 'tab:orange'), ('val_masked_mse', 'tab:orange')):
+      points = [(r['step'], r[key]) for r in evaluations if isinstance(r.get(key), (int, float))]
+      if points:
+        axis.plot(*zip(*points), label=key.replace('_', ' '), color=color, marker='o')
+    accuracy = [(r['step'], r[k]) for r in evaluations for k in ('val_accuracy',) if k in r]
+    if accuracy:
+      twin = axis.twinx()
+      twin.plot(*zip(*accuracy), label='val accuracy', color='tab:green', marker='s')
+      twin.set_ylabel('accuracy')
+      twin.set_ylim(0, 1)
+      twin.legend(loc='center right')
+    axis.legend(loc='upper right')
+  figure.tight_layout()
+  path = pathlib.Path(workdir) / 'curves.png'
+  figure.savefig(path, dpi=100)
+  plt.close(figure)
+  return path

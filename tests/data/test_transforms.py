@@ -1,0 +1,240 @@
+"""Per-clip transforms: golden parity (test mode), spec fixture values and training-mode properties."""
+
+import numpy as np
+import pytest
+
+from cascadeformer_jax.data import transforms
+
+
+# --- Golden parity (golden/transforms, spec/GOLDEN.md §6) -------------------------------------------
+
+def test_ntu_test_transform_matches_golden(golden_dir):
+  golden = np.load(golden_dir / 'transforms' / 'ntu60_test_transform.npz')
+  expected_slots = [0, 1, 0, 1]
+  for i in range(len(golden['rows'])):
+    skeleton = golden['rows'][i].reshape(300, 2, 25, 3)
+    length = transforms.ntu_valid_length(skeleton)
+    assert length == golden['valid_lengths'][i]
+    start, crop = transforms.ntu_test_window(length, 0.95)
+    resized = transforms.ntu_crop_resize(skeleton[:length], start, crop, 64)
+    np.testing.assert_allclose(resized, golden['cropped_resized_TMVC'][i], rtol=0, atol=1e-5)
+    person, slot = transforms.select_person(resized, 'abs_sum')
+    assert slot == expected_slots[i]
+    np.testing.assert_allclose(person, golden['selected_person_TVC'][i], rtol=0, atol=1e-5)
+
+
+def test_nucla_test_transform_matches_golden(golden_dir):
+  golden = np.load(golden_dir / 'transforms' / 'n_ucla_test_transform.npz')
+  np.testing.assert_array_equal(transforms.NUCLA_PARTITION_ORDER, golden['joint_order'])
+  for i, length in enumerate(golden['lengths']):
+    raw = golden[f'raw_{i}']
+    assert raw.shape[0] == length
+    np.testing.assert_allclose(transforms.nucla_test_transform(raw, 64), golden['output_TVC'][i],
+                               rtol=0, atol=1e-5)
+    # The float32 input the TFDS source provides stays within tolerance as well.
+    np.testing.assert_allclose(transforms.nucla_test_transform(raw.astype(np.float32), 64),
+                               golden['output_TVC'][i], rtol=0, atol=1e-5)
+
+
+# --- Values from the spec's fixtures (spec/DATASETS.md §3.7, §5) ----------------------------------
+
+@pytest.mark.parametrize('length,bias', [(20, 0), (64, 1), (103, 2), (300, 7)])
+def test_ntu_test_window_bias(length, bias):
+  assert transforms.ntu_test_window(length, 0.95) == (bias, length - 2 * bias)
+
+
+def test_ntu_feeder_fixture_f1():
+  joints = np.arange(25)
+  skeleton = np.zeros((3, 2, 25, 3), np.float32)
+  for k in range(3):
+    skeleton[k, 0] = np.stack([(joints - 1) / 64 + k / 8, (joints - 1) / 16, (joints - 1) / 64], -1)
+  length = transforms.ntu_valid_length(skeleton)
+  assert length == 3
+  resized = transforms.ntu_crop_resize(skeleton, *transforms.ntu_test_window(length), 64)
+  np.testing.assert_allclose(resized[[0, 21, 32, 63], 0, 1, 0],
+                             [0, 0.0634765625, 0.1279296875, 0.25], atol=1e-6)
+
+
+def test_nucla_length_one_fixture():
+  joints = np.arange(20)
+  clip = np.stack([joints / 32 - 0.25, 0.5 - joints / 16, 2.5 + joints / 64], -1)[None]
+  out = transforms.nucla_test_transform(clip.astype(np.float32), 64)
+  native = out[:, np.argsort(transforms.NUCLA_PARTITION_ORDER)]
+  expected = np.stack([2 * joints / 19 - 1, 1 - 2 * joints / 19, 2 * joints / 19 - 1], -1)
+  np.testing.assert_allclose(native, np.broadcast_to(expected, (64, 20, 3)), atol=1e-6)
+
+
+def test_nucla_test_indices_for_two_frames():
+  indices = transforms.nucla_test_frame_indices(2, 64)
+  assert (indices == 0).sum() == 63 and indices[-1] == 1
+
+
+@pytest.mark.parametrize('clip', [
+    np.zeros((1, 20, 3)),                                       # all-zero single frame
+    np.zeros((5, 20, 3)),                                       # all-zero clip
+    np.tile([[0.1, 0.2, 0.3]], (1, 20, 1)),                     # one frame, coinciding joints
+    np.concatenate([np.zeros((1, 20, 2)), np.linspace(0, 1, 20)[None, :, None]], -1),  # one flat axis
+])
+def test_nucla_degenerate_clips_are_finite(clip):
+  out = transforms.nucla_test_transform(clip, 64)
+  assert out.shape == (64, 20, 3)
+  assert np.isfinite(out).all()
+  assert out.min() >= -1 and out.max() <= 1
+
+
+def test_minmax_zero_range_axis_gives_zero():
+  x = np.array([[[0.0, 5.0, 1.0], [1.0, 5.0, 3.0]]])
+  np.testing.assert_allclose(transforms.minmax_to_unit_range(x), [[[-1, 0, -1], [1, 0, 1]]])
+
+
+# --- Resize ----------------------------------------------------------------------------------------
+
+def test_resize_identity_and_constant():
+  x = np.random.default_rng(0).standard_normal((64, 2, 25, 3)).astype(np.float32)
+  np.testing.assert_array_equal(transforms.resize_time_linear(x, 64), x)
+  constant = np.ones((7, 4), np.float32) * 3
+  np.testing.assert_allclose(transforms.resize_time_linear(constant, 64), 3)
+
+
+def test_resize_matches_torch_interpolate():
+  torch = pytest.importorskip('torch')
+  rng = np.random.default_rng(1)
+  for length in (1, 5, 64, 150):
+    x = rng.standard_normal((length, 6)).astype(np.float32)
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(x.T[None, :, :, None]), size=(64, 1), mode='bilinear',
+        align_corners=False)[0, :, :, 0].numpy().T
+    np.testing.assert_allclose(transforms.resize_time_linear(x, 64), expected, atol=1e-6)
+
+
+# --- Training-mode properties ----------------------------------------------------------------------
+
+def test_ntu_train_window_properties():
+  rng = np.random.default_rng(0)
+  for length in (10, 64, 100, 300):
+    for _ in range(50):
+      start, crop = transforms.ntu_train_window(length, rng, (0.5, 1.0), 64)
+      assert min(64, length) <= crop <= length
+      assert crop >= min(length, int(np.floor(length * 0.5)))
+      assert 0 <= start and start + crop <= length
+
+
+def test_rotation_matrix_is_orthonormal_and_preserves_bone_lengths():
+  rng = np.random.default_rng(0)
+  rotation = transforms.rotation_matrix_xyz(rng.uniform(-0.3, 0.3, 3))
+  np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
+  assert np.isclose(np.linalg.det(rotation), 1)
+  x = rng.standard_normal((64, 2, 25, 3)).astype(np.float32)
+  rotated = transforms.rotate_points(x, rotation)
+  bones = lambda y: np.linalg.norm(y - y[:, :, transforms.NTU_PARENTS], axis=-1)
+  np.testing.assert_allclose(bones(rotated), bones(x), atol=1e-5)
+  assert not np.allclose(rotated, x)
+
+
+def test_rotation_order_is_rz_ry_rx():
+  angle = 0.2
+  c, s = np.cos(angle), np.sin(angle)
+  np.testing.assert_allclose(transforms.rotation_matrix_xyz([angle, 0, 0]),
+                             [[1, 0, 0], [0, c, s], [0, -s, c]])
+  np.testing.assert_allclose(transforms.rotation_matrix_xyz([0, 0, angle]),
+                             [[c, s, 0], [-s, c, 0], [0, 0, 1]])
+  a = transforms.rotation_matrix_xyz([0.1, 0.2, 0.3])
+  b = (transforms.rotation_matrix_xyz([0, 0, 0.3]) @ transforms.rotation_matrix_xyz([0, 0.2, 0])
+       @ transforms.rotation_matrix_xyz([0.1, 0, 0]))
+  np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_person_selection_rules():
+  x = np.zeros((64, 2, 25, 3), np.float32)
+  x[:, 0] = np.linspace(-1, 1, 64)[:, None, None]  # moving, small mean distance
+  x[:, 1] = 2.0                                     # static, far from the origin
+  assert transforms.select_person(x, 'abs_sum')[1] == 1
+  assert transforms.select_person(x, 'motion_variance')[1] == 0
+  assert transforms.select_person(np.zeros_like(x), 'abs_sum')[1] == 0  # tie -> slot 0
+  with pytest.raises(ValueError, match='person selection rule'):
+    transforms.select_person(x, 'largest')
+
+
+def test_nucla_view_matrix_is_row_vector_ry_rx_scale():
+  ax, ay = np.radians(30), np.radians(-20)
+  rx = np.array([[1, 0, 0], [0, np.cos(ax), np.sin(ax)], [0, -np.sin(ax), np.cos(ax)]])
+  ry = np.array([[np.cos(ay), 0, -np.sin(ay)], [0, 1, 0], [np.sin(ay), 0, np.cos(ay)]])
+  np.testing.assert_allclose(transforms.nucla_view_matrix(30, -20, 1.5), ry @ rx * 1.5, atol=1e-12)
+
+
+def test_nucla_train_frame_indices():
+  rng = np.random.default_rng(0)
+  for length in (1, 2, 30, 200):
+    indices = transforms.nucla_train_frame_indices(length, rng, 64)
+    assert indices.shape == (64,)
+    assert (np.diff(indices) >= 0).all()
+    assert indices.min() >= 0 and indices.max() < length
+  assert (transforms.nucla_train_frame_indices(1, rng, 64) == 0).all()
+  # Repeats are allowed: a 30-frame clip needs them to give 64 frames.
+  assert len(np.unique(transforms.nucla_train_frame_indices(30, rng, 64))) <= 30
+
+
+def test_drop_axis_and_joints():
+  rng = np.random.default_rng(0)
+  x = np.ones((64, 20, 3))
+  assert transforms.drop_axis(x, rng, 0.0) is x
+  dropped = transforms.drop_axis(x, rng, 1.0)
+  zero_axes = [c for c in range(3) if (dropped[..., c] == 0).all()]
+  assert len(zero_axes) == 1 and dropped.sum() == 64 * 20 * 2
+  assert transforms.drop_joints(x, rng, 0.0) is x
+  for _ in range(20):
+    dropped = transforms.drop_joints(x, rng, 1.0)
+    zero = (dropped == 0).all(-1)                           # (T, J)
+    frames, joints = zero.any(1).sum(), zero.any(0).sum()
+    assert 16 <= frames <= 32 and 4 <= joints <= 12
+    assert zero.sum() == frames * joints
+  assert x.min() == 1  # inputs are not modified in place
+
+
+@pytest.mark.parametrize('mode,channels', [('joint', 3), ('bone', 3), ('joint_bone', 6),
+                                           ('bone_param', 4), ('motion', 3), ('joint_motion', 6)])
+def test_representations(mode, channels):
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((10, 25, 3)).astype(np.float32)
+  out = transforms.joint_representation(x, transforms.NTU_PARENTS, mode, num_valid_frames=7)
+  assert out.shape == (10, 25, channels) == (10, 25, transforms.representation_channels(mode, 3))
+  assert np.isfinite(out).all()
+  if mode == 'bone':
+    np.testing.assert_allclose(out[:, 3], x[:, 3] - x[:, 2])
+    assert (out[:, 20] == 0).all()  # root
+  if mode == 'bone_param':
+    np.testing.assert_allclose(np.linalg.norm(out[:, :, 1:], axis=-1)[:, :20], 1, atol=1e-5)
+    assert (out[:, 20] == 0).all()  # zero-length root bone: length 0, direction 0
+  if mode == 'motion':
+    np.testing.assert_allclose(out[:6], x[1:7] - x[:6])
+    assert (out[6:] == 0).all()
+
+
+def test_unknown_representation():
+  with pytest.raises(ValueError, match='unknown representation'):
+    transforms.joint_representation(np.zeros((2, 13, 2)), transforms.PENN_PARENTS, 'angles')
+
+
+def test_penn_transforms():
+  skeleton = np.full((2, 13, 2), 100.0, np.float32)
+  visibility = np.ones((2, 13), bool)
+  visibility[1, 12] = False
+  out = transforms.penn_zero_occluded(skeleton, visibility)
+  assert (out[1, 12] == 0).all() and out.sum() == 100 * (2 * 13 * 2 - 2)
+  normalised = transforms.penn_normalise_image(np.array([[[0, 0], [640, 480]]], np.float32), [480, 640])
+  np.testing.assert_allclose(normalised, [[[-1, -1], [1, 1]]])
+  np.testing.assert_array_equal(transforms.pad_time(np.ones((2, 3)), 4), [[1] * 3] * 2 + [[0] * 3] * 2)
+  with pytest.raises(ValueError, match='more than the padded length'):
+    transforms.pad_time(np.ones((5, 3)), 4)
+
+
+def test_skeleton_parent_tables_are_trees():
+  for parents in (transforms.PENN_PARENTS, transforms.NUCLA_PARENTS, transforms.NTU_PARENTS):
+    roots = [j for j, p in enumerate(parents) if p == j]
+    assert len(roots) == 1
+    for joint in range(len(parents)):  # every joint reaches the root without cycles
+      seen = set()
+      while parents[joint] != joint:
+        assert joint not in seen
+        seen.add(joint)
+        joint = parents[joint]
