@@ -42,7 +42,9 @@ def experiment_config(dataset: str, model: ModelConfig, data_variant: str | None
   config.pretrain = stage_config(mask_ratio=0.3, mask_mode='joints')
   # t1_init: 'pretrained' (this run's stage 1 or init_from) or 'scratch'. freeze: 'none', 't1', 't1_except_last'.
   config.finetune = stage_config(optimizer='adamw', label_smoothing=0.0, freeze='none', t1_init='pretrained')
-  config.eval = ml_collections.ConfigDict(dict(batch_size=4, every_epochs=1))
+  # protocols: comma-separated extra test protocols reported side by side (trainer.PROTOCOLS), e.g.
+  # 'cross_attn_4_heads,per_clip'.
+  config.eval = ml_collections.ConfigDict(dict(batch_size=4, every_epochs=1, protocols=''))
   config.checkpoint = ml_collections.ConfigDict(dict(keep=2, every_steps=0))
   config.log_every_steps = 10
   config.progress = True

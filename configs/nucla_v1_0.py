@@ -36,7 +36,8 @@ def get_config():
                          schedule='warmup_cosine', schedule_unit='epoch', warmup_fraction=0.05)
   # The original kept the epoch with the best TEST accuracy (quirk Q3, test-set leakage). To reproduce it:
   # config.finetune.select_best = 'test'
-  # The original evaluated with 4 cross-attention heads (quirk Q1): config.model.cross_attn_heads = 4
+  # The original evaluated with 4 cross-attention heads (quirk Q1): config.model.cross_attn_heads = 4, or report
+  # both: config.eval.protocols = 'cross_attn_4_heads'
   config.eval.batch_size = 32
   # The paper's version instead: config.pretrain.update(optimizer='adamw', weight_decay=1e-2) and
   # config.finetune.update(lr=1e-5, schedule='cosine', warmup_fraction=0.0, schedule_unit='step').

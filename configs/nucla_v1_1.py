@@ -34,7 +34,8 @@ def get_config():
   # Warmup-cosine stepped per epoch: the lr is exactly 0 in the first epoch (quirk Q10).
   config.finetune.update(epochs=100, batch_size=4, optimizer='adamw', lr=3e-5, weight_decay=1e-4,
                          schedule='warmup_cosine', schedule_unit='epoch', warmup_fraction=0.05)
-  # The original evaluated with 4 cross-attention heads (quirk Q1): config.model.cross_attn_heads = 4
+  # The original evaluated with 4 cross-attention heads (quirk Q1): config.model.cross_attn_heads = 4, or report
+  # both: config.eval.protocols = 'cross_attn_4_heads'
   config.eval.batch_size = 32
   # The paper's version instead: config.pretrain.update(optimizer='adamw', weight_decay=1e-2) and
   # config.finetune.update(lr=1e-5, schedule='cosine', warmup_fraction=0.0, schedule_unit='step').

@@ -37,6 +37,8 @@ def get_config():
   config.eval.batch_size = 4
   # The paper's version instead: config.pretrain.update(optimizer='adamw', weight_decay=1e-2) and
   # config.finetune.update(lr=1e-5, schedule='cosine', warmup_fraction=0.0, schedule_unit='step').
+  # Report the original 4-head cross-attention, one-clip-per-batch and padding-aware protocols next to the main
+  # number: config.eval.protocols = 'cross_attn_4_heads,per_clip,padding_aware'
   # Padding-aware model (changes the outputs of the published weights):
   # config.model.update(pooling='masked_mean', attention_padding_mask=True)
   return config

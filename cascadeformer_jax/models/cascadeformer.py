@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from cascadeformer_jax.models.config import ModelConfig
 from cascadeformer_jax.models.layers import dense
+from cascadeformer_jax.models.layers import Dropout
 from cascadeformer_jax.models.layers import Encoder
 from cascadeformer_jax.models.layers import EncoderLayer
 from cascadeformer_jax.models.layers import layer_norm
@@ -146,7 +147,7 @@ class CrossAttention(nn.Module):
     cfg = self.config
     dtype = cfg.compute_dtype
     rate = cfg.cross_attn_dropout
-    dropout = nn.Dropout(rate, deterministic=deterministic)
+    dropout = Dropout(rate, deterministic=deterministic)
     attention_dropout = rate if cfg.cross_attention == 'ffn' else 0.0
     attended = MultiHeadAttention(cfg.cross_attn_heads, attention_dropout, dtype=dtype, name='attention')(
         query, key_value, key_padding_mask=key_padding_mask, deterministic=deterministic)
@@ -170,7 +171,7 @@ class ClassificationHead(nn.Module):
     d = pooled.shape[-1]
     if cfg.head == 'linear':
       return dense(cfg.num_classes, d, 'fc', dtype)(pooled)
-    dropout = nn.Dropout(cfg.head_dropout, deterministic=deterministic)
+    dropout = Dropout(cfg.head_dropout, deterministic=deterministic)
     x = dropout(layer_norm('norm', dtype)(pooled))
     x = dropout(nn.relu(dense(d, d, 'fc1', dtype)(x)))
     return dense(cfg.num_classes, d, 'fc2', dtype)(x)

@@ -47,6 +47,78 @@ def dense(features: int, in_features: int, name: str | None = None,
       name=name)
 
 
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _rotate_left(x: Array, distance: int) -> Array:
+  return (x << jnp.uint32(distance)) | (x >> jnp.uint32(32 - distance))
+
+
+def _threefry2x32(key1: Array, key2: Array, x1: Array, x2: Array) -> tuple[Array, Array]:
+  """The Threefry-2x32 block cipher (20 rounds) as plain unrolled uint32 arithmetic.
+
+  JAX lowers its threefry primitive on CPU as a rolled 5-iteration loop whose carries are materialised in
+  memory; written out like this XLA fuses the whole hash into the consumer of the random bits.
+  """
+  keys = (key1, key2, key1 ^ key2 ^ jnp.uint32(0x1BD11BDA))
+  x1, x2 = x1 + keys[0], x2 + keys[1]
+  for block in range(5):
+    for rotation in _THREEFRY_ROTATIONS[block % 2]:
+      x1 = x1 + x2
+      x2 = _rotate_left(x2, rotation) ^ x1
+    x1 = x1 + keys[(block + 1) % 3]
+    x2 = x2 + keys[(block + 2) % 3] + jnp.uint32(block + 1)
+  return x1, x2
+
+
+def random_bits(key: Array, shape: tuple[int, ...]) -> Array:
+  """uint32 random bits, bit-identical to ``jax.random.bits(key, shape)``, cheaper on CPU for threefry keys.
+
+  Reimplements JAX's partitionable threefry bits (a hash of the 64-bit element index under the key, with the
+  two output words xor-ed) so that XLA can fuse it. Other PRNG implementations (``rbg``, ``unsafe_rbg``) and
+  JAX's non-partitionable threefry mode go through ``jax.random.bits``.
+  """
+  typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+  impl = str(jax.random.key_impl(key)) if typed else jax.config.jax_default_prng_impl
+  size = math.prod(shape)
+  if 'threefry2x32' not in impl or not jax.config.jax_threefry_partitionable or size >= 2**32:
+    return jax.random.bits(key, shape, jnp.uint32)
+  key_data = jax.random.key_data(key) if typed else key
+  index = jax.lax.iota(jnp.uint32, size).reshape(shape)
+  bits1, bits2 = _threefry2x32(key_data[0], key_data[1], jnp.zeros_like(index), index)
+  return bits1 ^ bits2
+
+
+def bernoulli(key: Array, p: float, shape: tuple[int, ...]) -> Array:
+  """Bool (shape), True with probability p; the same draws as ``jax.random.bernoulli(key, p, shape)``."""
+  mantissa = random_bits(key, shape) >> jnp.uint32(32 - 23)  # As jax.random.uniform: 23 random bits.
+  uniform = jax.lax.bitcast_convert_type(mantissa | jnp.uint32(0x3F800000), jnp.float32) - 1.0
+  return uniform < jnp.float32(p)
+
+
+class Dropout(nn.Module):
+  """Inverted dropout with the exact semantics and random draws of ``flax.linen.Dropout``, cheaper on CPU.
+
+  Drops each element independently with probability ``rate`` and scales the kept ones by 1 / (1 - rate).
+  Same name, rng collection and ``make_rng`` calls as the Flax module, so a model gets the same masks.
+  """
+
+  rate: float
+  deterministic: bool | None = None
+  rng_collection: str = 'dropout'
+
+  @nn.compact
+  def __call__(self, inputs: Array, deterministic: bool | None = None) -> Array:
+    deterministic = nn.merge_param('deterministic', self.deterministic, deterministic)
+    if self.rate == 0.0 or deterministic:
+      return inputs
+    if self.rate == 1.0:
+      return jnp.zeros_like(inputs)
+    keep_prob = 1.0 - self.rate
+    keep = bernoulli(self.make_rng(self.rng_collection), keep_prob, inputs.shape)
+    return jax.lax.select(keep, inputs / keep_prob, jnp.zeros_like(inputs))
+
+
 def layer_norm(name: str | None = None, dtype: Dtype | None = None) -> nn.LayerNorm:
   # Two-pass variance as in PyTorch: Penn inputs are raw pixels, so activations can be large.
   return nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, use_fast_variance=False, dtype=dtype, name=name)
@@ -110,7 +182,7 @@ class MultiHeadAttention(nn.Module):
       logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
     if self.dropout_rate > 0.0 and not deterministic:
-      probs = nn.Dropout(self.dropout_rate, broadcast_dims=())(probs, deterministic=False)
+      probs = Dropout(self.dropout_rate)(probs, deterministic=False)
     attended = jnp.einsum('...hqk,...khd->...qhd', probs, v)
     attended = attended.reshape(attended.shape[:-2] + (width,))
     return nn.Dense(
@@ -142,7 +214,7 @@ class EncoderLayer(nn.Module):
                deterministic: bool = True) -> Array:
     """(..., N, w) -> (..., N, w)."""
     width = x.shape[-1]
-    dropout = nn.Dropout(self.dropout_rate, deterministic=deterministic)
+    dropout = Dropout(self.dropout_rate, deterministic=deterministic)
     attended = MultiHeadAttention(
         self.num_heads, self.dropout_rate, dtype=self.dtype, name='self_attn')(
             x, key_padding_mask=key_padding_mask, deterministic=deterministic)

@@ -83,6 +83,15 @@ def check_config(config: ml_collections.ConfigDict, model_config: ModelConfig) -
       raise ValueError(f'config.{stage}.select_best must be one of {SELECTIONS}, got {selection!r}')
     if selection == 'holdout' and not config.data.holdout_fraction:
       raise ValueError(f"config.{stage}.select_best='holdout' needs config.data.holdout_fraction > 0")
+  _protocols(config)
+
+
+def _protocols(config: ml_collections.ConfigDict) -> list[str]:
+  protocols = [name for name in config.eval.get('protocols', '').split(',') if name]
+  unknown = sorted(set(protocols) - set(PROTOCOLS))
+  if unknown:
+    raise ValueError(f'unknown evaluation protocols {unknown} in config.eval.protocols; known: {sorted(PROTOCOLS)}')
+  return protocols
 
 
 def _rng(config: ml_collections.ConfigDict, stage: str) -> jax.Array:
@@ -216,17 +225,31 @@ class StageRunner:
     return best
 
 
-def evaluate_classifier(run: Run, params: Any, split: str, batch_size: int | None = None) -> dict[str, Any]:
+def evaluate_classifier(run: Run, params: Any, split: str, batch_size: int | None = None,
+                        model_config: ModelConfig | None = None) -> dict[str, Any]:
   """Top-1/top-5 accuracy, loss and mean class accuracy of a classifier on a split (plus raw predictions)."""
   batch_size = batch_size or run.config.eval.batch_size
+  model_config = model_config or run.model_config
   partitioning.check_batch_size(batch_size, run.mesh)
   iterator = data_lib.make_eval_iterator(run.config.data, batch_size, split=split)
-  model = CascadeClassifier(run.model_config)
-  step = _jit_eval(steps_lib.make_classifier_eval_step(model, run.padding_aware), run.mesh)
+  padding_aware = model_config.pooling == 'masked_mean' or model_config.attention_padding_mask
+  step = _jit_eval(steps_lib.make_classifier_eval_step(CascadeClassifier(model_config), padding_aware), run.mesh)
   gathered = predictions.gather_predictions(lambda batch, index: step(params, batch), iterator, run.mesh)
   logits = gathered['outputs'][0]
   return {'metrics': metrics_lib.classification_metrics(logits, gathered['label']), 'logits': logits,
           'label': gathered['label'], 'index': gathered['index']}
+
+
+# Alternative evaluation protocols, reported next to the main one with --config.eval.protocols=a,b.
+PROTOCOLS = {
+    # The original evaluated Penn Action and N-UCLA with a 4-head cross-attention (quirk Q1).
+    'cross_attn_4_heads': lambda run: (run.model_config.replace(cross_attn_heads=4), None),
+    # Padded frames masked out of attention and pooling (changes the outputs of the published weights).
+    'padding_aware': lambda run: (run.model_config.replace(pooling='masked_mean', attention_padding_mask=True),
+                                  None),
+    # One clip per batch: no padding at all, so predictions do not depend on the batch composition (Penn).
+    'per_clip': lambda run: (run.model_config, len(run.mesh.devices.flat)),
+}
 
 
 def evaluate_pretrainer(run: Run, params: Any, split: str) -> dict[str, float]:
@@ -246,30 +269,6 @@ def _jit_eval(fn, mesh, with_index: bool = False):
   replicated, sharded = partitioning.replicated(mesh), partitioning.batch_sharded(mesh)
   in_shardings = (replicated, sharded, replicated) if with_index else (replicated, sharded)
   return jax.jit(fn, in_shardings=in_shardings, out_shardings=sharded)
-
-
-def _load_init(path: str, kind_preference: tuple[str, ...], model_config: ModelConfig) -> tuple[str, Any]:
-  """Loads (kind, params) from a model directory, a training work directory or 'hf:<published folder>'."""
-  from cascadeformer_jax.convert.convert import read_published_folder  # pylint: disable=g-import-not-at-top
-
-  if path.startswith('hf:'):
-    _, params, _ = read_published_folder(path[3:], model_config)
-    for kind in kind_preference:
-      if kind in params:
-        return kind, params[kind]
-    raise TrainingError(f'{path} holds none of {kind_preference}')
-  candidates = [pathlib.Path(path)]
-  candidates += [pathlib.Path(path) / stage / sub for stage, sub in
-                 ((FINETUNE, 'best'), (FINETUNE, 'final'), (PRETRAIN, 'final'))]
-  for candidate in candidates:
-    if not checkpoint_io.is_model_dir(candidate):
-      continue
-    contents = checkpoint_io.read_model_dir_metadata(candidate)['contents']
-    for kind in kind_preference:
-      if kind in contents:
-        return kind, checkpoint_io.load_model_dir(candidate, kind, model_config)[1]
-  raise TrainingError(f'init_from={path!r}: no model directory with a {" or ".join(kind_preference)} model '
-                      'there (expected a converted model directory, a training work directory, or hf:<folder>)')
 
 
 def run_pretrain(run: Run) -> Any:
@@ -298,7 +297,8 @@ def _finetune_init_params(run: Run, model: CascadeClassifier, pretrained: Any | 
       raise TrainingError('fine-tuning needs a pretrained T1: run --config.mode=train (or pretrain) first, pass '
                           '--config.init_from=<model dir | work dir | hf:folder>, or set '
                           "--config.finetune.t1_init=scratch")
-    _, pretrained = _load_init(source, (checkpoint_io.PRETRAINED, checkpoint_io.CLASSIFIER), run.model_config)
+    _, pretrained = checkpoint_io.load_params(source, (checkpoint_io.PRETRAINED, checkpoint_io.CLASSIFIER),
+                                              run.model_config)
   params['t1'] = jax.device_get(pretrained['t1'])
   return params
 
@@ -320,7 +320,7 @@ def run_finetune(run: Run, pretrained: Any | None = None) -> Any:
 def _classifier_for_evaluation(run: Run) -> tuple[str, Any]:
   """Which classifier a finished run reports: best (when selection is on) or final; or init_from in eval mode."""
   if run.config.mode == 'eval' and run.config.init_from:
-    _, params = _load_init(run.config.init_from, (checkpoint_io.CLASSIFIER,), run.model_config)
+    _, params = checkpoint_io.load_params(run.config.init_from, (checkpoint_io.CLASSIFIER,), run.model_config)
     return run.config.init_from, params
   for name in ('best', 'final'):
     directory = run.workdir / FINETUNE / name
@@ -359,6 +359,12 @@ def run_test_evaluation(run: Run) -> dict[str, Any]:
   results = {'split': split, 'model': source, **results, 'seconds': round(time.time() - started, 2)}
   if run.config.get('published_accuracy'):
     results['published_accuracy'] = run.config.published_accuracy / 100.0
+  protocols = _protocols(run.config)
+  if protocols:
+    results['protocols'] = {}
+    for name in protocols:
+      model_config, batch_size = PROTOCOLS[name](run)
+      results['protocols'][name] = evaluate_classifier(run, params, split, batch_size, model_config)['metrics']
   run.writer.write('test', 0, evaluation['metrics'], split=split)
   if jax.process_index() == 0:
     title = f'{run.config.data.name}: CascadeFormer {run.model_config.variant} ({split} split)'

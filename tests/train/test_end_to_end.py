@@ -48,3 +48,23 @@ def test_train_every_dataset_and_variant(dataset, variant, fixture_data_dir, tmp
   records = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert {r['stage'] for r in records} >= {'pretrain', 'finetune', 'test'}
   assert all(np.isfinite(r['loss']) for r in records if r['stage'] in ('pretrain', 'finetune'))
+
+
+def test_extra_evaluation_protocols_are_reported_side_by_side(fixture_data_dir, tmp_path, fast_compile):
+  config = smoke_config('n_ucla', '1.0', fixture_data_dir, tmp_path / 'run')
+  config.model.update(d_model=40, num_heads=8, cross_attn_heads=8)
+  config.eval.protocols = 'cross_attn_4_heads,per_clip,padding_aware'
+  results = trainer.run(config)['test']
+  assert set(results['protocols']) == {'cross_attn_4_heads', 'per_clip', 'padding_aware'}
+  # N-UCLA clips all have the same length: no padding, so neither the batch nor a padding mask changes a thing.
+  assert results['protocols']['per_clip']['accuracy'] == results['accuracy']
+  np.testing.assert_allclose(results['protocols']['padding_aware']['loss'], results['loss'], rtol=1e-5)
+  assert (tmp_path / 'run' / 'report.md').read_text().count('protocol |') == 3
+
+
+def test_unknown_protocol_is_rejected_before_training(fixture_data_dir, tmp_path):
+  config = smoke_config('n_ucla', '1.0', fixture_data_dir, tmp_path / 'run')
+  config.eval.protocols = 'ten_crop'
+  with pytest.raises(ValueError, match=r"unknown evaluation protocols \['ten_crop'\]"):
+    trainer.run(config)
+  assert not (tmp_path / 'run' / 'pretrain').exists()

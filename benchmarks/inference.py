@@ -1,0 +1,186 @@
+"""Inference benchmark: eval-mode classifier forward passes, this package's JAX against the PyTorch reference.
+
+At batch 1 it reports the latency (median ms per clip); at a large batch the throughput (clips/s). JAX runs
+the jitted ``CascadeClassifier.apply`` in deterministic mode; PyTorch the reference ``Classifier`` in
+``eval()`` mode under ``torch.inference_mode()``, eager, with ``torch.set_num_threads(os.cpu_count())``.
+Both run in alternating blocks in one process.
+
+  python -m benchmarks.inference --output=/tmp/inference.json
+  python -m benchmarks.inference --configs=n_ucla --large_batch=128
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import common
+from cascadeformer_jax.models import CascadeClassifier
+from cascadeformer_jax.models.presets import published_model_config
+from cascadeformer_jax.train import partitioning
+
+CONFIGS = ('n_ucla', 'ntu60_xview', 'ntu60_xsub')
+
+TABLE_COLUMNS = (
+    ('config', 'config'), ('batch', 'B'), ('jax_compile_s', 'JAX compile s'),
+    ('jax_median_ms', 'JAX ms/batch'), ('torch_median_ms', 'PyTorch ms/batch'),
+    ('jax_clips_per_s', 'JAX clips/s'), ('torch_clips_per_s', 'PyTorch clips/s'),
+    ('speedup', 'JAX/PyTorch'), ('jax_call_rss_mib', 'JAX call RSS MiB'),
+    ('torch_call_rss_mib', 'PyTorch call RSS MiB'), ('jax_tflops', 'JAX TFLOP/s'))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--configs', default=None,
+                      help=f'comma-separated subset of {list(CONFIGS)} (default: n_ucla,ntu60_xview; on a GPU '
+                      'all three)')
+  parser.add_argument('--variant', default='1.0', choices=('1.0', '1.1', '1.2'))
+  parser.add_argument('--batch_sizes', default='1,64', help='comma-separated batch sizes (1 = latency)')
+  parser.add_argument('--frames', type=int, default=64)
+  parser.add_argument('--d_model', type=int, default=0, help='override (tiny smoke runs)')
+  parser.add_argument('--num_heads', type=int, default=0, help='override')
+  parser.add_argument('--num_layers', type=int, default=0, help='override')
+  parser.add_argument('--ffn_dim', type=int, default=0, help='override')
+  parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'), help='JAX compute dtype')
+  parser.add_argument('--warmup', type=int, default=2)
+  parser.add_argument('--blocks', type=int, default=5)
+  parser.add_argument('--calls_per_block', type=int, default=4)
+  parser.add_argument('--no_torch', action='store_true')
+  parser.add_argument('--torch_device', default='cpu')
+  parser.add_argument('--max_load', type=float, default=None,
+                      help='wait until the 1-minute load average is at most this before timing')
+  parser.add_argument('--max_wait_s', type=float, default=900.0)
+  parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--output', default='')
+  args = parser.parse_args(argv)
+  try:
+    args.batch_list = [int(b) for b in args.batch_sizes.split(',') if b.strip()]
+  except ValueError:
+    parser.error(f'--batch_sizes: expected comma-separated integers, got {args.batch_sizes!r}')
+  if not args.batch_list or min(args.batch_list) < 1:
+    parser.error(f'--batch_sizes: expected positive integers, got {args.batch_sizes!r}')
+  if args.blocks * args.calls_per_block < 1 or args.warmup < 1:
+    parser.error('need at least one warm-up call and one timed call')
+  return args
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, int]:
+  return {name: getattr(args, name) for name in ('d_model', 'num_heads', 'num_layers', 'ffn_dim')
+          if getattr(args, name)}
+
+
+@dataclasses.dataclass
+class JaxForward:
+  compiled: Any
+  params: Any
+  clips: jax.Array
+  compile_s: float
+
+  def __call__(self) -> None:
+    jax.block_until_ready(self.compiled(self.params, self.clips))
+
+
+def build_jax_forward(config, params, batch_size: int, frames: int, seed: int) -> JaxForward:
+  model = CascadeClassifier(config)
+  clips = jnp.asarray(np.random.default_rng(seed).standard_normal(
+      (batch_size, frames, config.num_joints, config.coords)).astype(np.float32))
+  forward = jax.jit(lambda p, x: model.apply({'params': p}, x))
+  start = time.perf_counter()
+  compiled = forward.lower(params, clips).compile()
+  return JaxForward(compiled, params, clips, time.perf_counter() - start)
+
+
+def build_torch_forward(model, config, batch_size: int, frames: int, seed: int, device: str):
+  import torch  # pylint: disable=g-import-not-at-top
+
+  generator = torch.Generator().manual_seed(seed)
+  clips = torch.randn(batch_size, frames, config.num_joints, config.coords, generator=generator).to(device)
+  sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
+
+  def forward():
+    with torch.inference_mode():
+      model(clips)
+    sync()
+
+  return forward
+
+
+def run_config(dataset: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+  head_overrides = {'cross_attn_heads': args.num_heads, 'spatial_heads': args.num_heads} if args.num_heads else {}
+  jax_config = published_model_config(dataset, args.variant).replace(dtype=args.dtype, **_overrides(args),
+                                                                     **head_overrides)
+  model = CascadeClassifier(jax_config)
+  sample = jnp.zeros((1, args.frames, jax_config.num_joints, jax_config.coords), jnp.float32)
+  params = partitioning.run_once(lambda key, x: model.init(key, x)['params'], jax.random.key(args.seed), sample)
+  torch_model = torch_config = None
+  if not args.no_torch:
+    import torch  # pylint: disable=g-import-not-at-top
+
+    from benchmarks import torch_reference as tr  # pylint: disable=g-import-not-at-top
+
+    tr.use_all_cores()
+    torch_config = dataclasses.replace(tr.published_config(dataset, args.variant), **_overrides(args))
+    torch.manual_seed(args.seed)
+    torch_model = tr.Classifier(torch_config).to(args.torch_device).eval()
+  rows = []
+  for batch_size in args.batch_list:
+    row: dict[str, Any] = {'config': dataset, 'batch': batch_size, 'frames': args.frames, 'variant': args.variant,
+                           'd_model': jax_config.d_model, 'num_layers': jax_config.num_layers, 'dtype': args.dtype}
+    jax_forward = build_jax_forward(jax_config, params, batch_size, args.frames, args.seed)
+    row['jax_compile_s'] = jax_forward.compile_s
+    runners = {'jax': jax_forward}
+    if torch_model is not None:
+      runners['torch'] = build_torch_forward(torch_model, torch_config, batch_size, args.frames, args.seed,
+                                             args.torch_device)
+    for runner in runners.values():
+      for _ in range(args.warmup):
+        runner()
+    for name, runner in runners.items():
+      with common.PeakRss() as rss:
+        runner()
+      row[f'{name}_call_rss_mib'] = rss.delta_mib
+    row['load_before_timing'] = common.load_average()
+    times = common.interleaved_times(runners, args.blocks, args.calls_per_block)
+    row['load_after_timing'] = common.load_average()
+    for name, samples in times.items():
+      summary = common.summarize(samples)
+      row.update({f'{name}_{key}': value for key, value in summary.items()})
+      row[f'{name}_clips_per_s'] = batch_size / (summary['median_ms'] / 1e3)
+    if 'torch' in times:
+      row['speedup'] = row['torch_median_ms'] / row['jax_median_ms']
+    flops = common.compiled_flops(jax_forward.compiled)
+    if flops:
+      row['xla_gflop_per_call'] = flops / 1e9
+      row['jax_tflops'] = flops / (row['jax_median_ms'] / 1e3) / 1e12
+    rows.append(row)
+    print(f'done {dataset} batch {batch_size}: JAX {row["jax_median_ms"]:.2f} ms'
+          + (f', PyTorch {row["torch_median_ms"]:.2f} ms' if 'torch_median_ms' in row else ''),
+          file=sys.stderr, flush=True)
+  return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+  args = parse_args(argv)
+  default_configs = ','.join(CONFIGS) if jax.default_backend() == 'gpu' else 'n_ucla,ntu60_xview'
+  datasets = common.parse_list(args.configs or default_configs, CONFIGS, 'configs')
+  wait = common.wait_for_quiet(args.max_load, args.max_wait_s)
+  rows = [row for dataset in datasets for row in run_config(dataset, args)]
+  settings = {key: value for key, value in vars(args).items() if key != 'batch_list'}
+  payload = {'benchmark': 'inference', 'command': ' '.join(['python -m benchmarks.inference'] + (
+      sys.argv[1:] if argv is None else list(argv))), 'machine': common.machine_info(), 'wait': wait,
+             'settings': settings, 'results': rows}
+  print(common.markdown_table(rows, TABLE_COLUMNS))
+  if args.output:
+    common.write_json(args.output, payload)
+  return payload
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,248 @@
+"""Training-step benchmark: this package's JAX steps against the PyTorch reference, in one process.
+
+For each chosen config and step (masked pretraining, cascade fine-tuning) it reports the JAX compile time,
+the median step time over the timed steps (after warm-up), clips/s, peak memory and the JAX / PyTorch speed
+ratio. JAX and PyTorch steps run in alternating blocks (A B, B A, ...) so that both see the same machine
+conditions. PyTorch runs eager with ``torch.set_num_threads(os.cpu_count())``, as the original code ran.
+
+Memory: on CPU the peak resident-set growth during one (post-warm-up) step of each framework, i.e. its
+working memory beyond parameters and optimiser state, plus XLA's planned temporary buffers; on a GPU the JAX
+device's peak bytes in use. FLOP/s come from XLA's cost analysis of the compiled step; on a GPU also as a
+fraction of the device's dense peak (bf16 / fp32).
+
+  python -m benchmarks.train_step --output=/tmp/train_step.json
+  python -m benchmarks.train_step --configs=n_ucla --steps=finetune --blocks=6 --steps_per_block=3
+  python -m benchmarks.train_step --configs=ntu60_xsub --dtype=bfloat16 --no_torch     # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import common
+from cascadeformer_jax.configuration import stage_config
+from cascadeformer_jax.models import CascadeClassifier
+from cascadeformer_jax.models import MaskedPretrainer
+from cascadeformer_jax.models.presets import published_model_config
+from cascadeformer_jax.train import optim
+from cascadeformer_jax.train import partitioning
+from cascadeformer_jax.train import steps as steps_lib
+
+# Benchmark configs: published architecture and the batch size of the issue (T = 64 frames everywhere).
+CONFIGS = {'n_ucla': 32, 'ntu60_xview': 16, 'ntu60_xsub': 64}
+STEPS = ('pretrain', 'finetune')
+PRNG_IMPLS = ('threefry2x32', 'rbg', 'unsafe_rbg')
+
+TABLE_COLUMNS = (
+    ('config', 'config'), ('step', 'step'), ('batch', 'B'), ('jax_compile_s', 'JAX compile s'),
+    ('jax_median_ms', 'JAX ms/step'), ('torch_median_ms', 'PyTorch ms/step'),
+    ('jax_clips_per_s', 'JAX clips/s'), ('torch_clips_per_s', 'PyTorch clips/s'),
+    ('speedup', 'JAX/PyTorch'), ('jax_step_rss_mib', 'JAX step RSS MiB'),
+    ('torch_step_rss_mib', 'PyTorch step RSS MiB'), ('xla_temp_mib', 'XLA temp MiB'),
+    ('jax_device_peak_mib', 'JAX device peak MiB'), ('jax_tflops', 'JAX TFLOP/s'),
+    ('peak_fraction', 'of peak'))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--configs', default=None,
+                      help=f'comma-separated subset of {list(CONFIGS)} (default: n_ucla,ntu60_xview; on a GPU '
+                      'all three)')
+  parser.add_argument('--steps', default='pretrain,finetune', help=f'comma-separated subset of {list(STEPS)}')
+  parser.add_argument('--variant', default='1.0', choices=('1.0', '1.1', '1.2'))
+  parser.add_argument('--batch_size', type=int, default=0, help='override the config batch size')
+  parser.add_argument('--frames', type=int, default=64)
+  parser.add_argument('--d_model', type=int, default=0, help='override (tiny smoke runs)')
+  parser.add_argument('--num_heads', type=int, default=0, help='override')
+  parser.add_argument('--num_layers', type=int, default=0, help='override')
+  parser.add_argument('--ffn_dim', type=int, default=0, help='override')
+  parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'), help='JAX compute dtype')
+  parser.add_argument('--prng_impl', default='threefry2x32', choices=PRNG_IMPLS,
+                      help="JAX PRNG of the step's dropout/mask key; 'rbg'/'unsafe_rbg' are opt-in and "
+                      'give different (statistically equivalent) random streams')
+  parser.add_argument('--warmup', type=int, default=2, help='untimed steps per framework after compiling')
+  parser.add_argument('--blocks', type=int, default=5, help='alternating blocks per framework')
+  parser.add_argument('--steps_per_block', type=int, default=4)
+  parser.add_argument('--no_torch', action='store_true', help='JAX only (no ratio)')
+  parser.add_argument('--torch_device', default='cpu', help="'cpu' or 'cuda' (needs a CUDA build of torch)")
+  parser.add_argument('--max_load', type=float, default=None,
+                      help='wait until the 1-minute load average is at most this before timing')
+  parser.add_argument('--max_wait_s', type=float, default=900.0)
+  parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--output', default='', help='write the results as JSON here')
+  args = parser.parse_args(argv)
+  if args.blocks * args.steps_per_block < 1 or args.warmup < 1:
+    parser.error('need at least one warm-up step and one timed step')
+  return args
+
+
+def model_configs(dataset: str, args: argparse.Namespace):
+  """The JAX ModelConfig and the PyTorch reference Config of ``dataset`` with the command-line overrides."""
+  overrides = {name: getattr(args, name) for name in ('d_model', 'num_heads', 'num_layers', 'ffn_dim')
+               if getattr(args, name)}
+  head_overrides = {'cross_attn_heads': args.num_heads, 'spatial_heads': args.num_heads} if args.num_heads else {}
+  jax_config = published_model_config(dataset, args.variant).replace(dtype=args.dtype, **overrides,
+                                                                     **head_overrides)
+  torch_config = None
+  if not args.no_torch:
+    from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
+
+    torch_config = dataclasses.replace(torch_reference.published_config(dataset, args.variant), **overrides)
+  return jax_config, torch_config
+
+
+def stage_for(step_kind: str, dataset: str, variant: str) -> Any:
+  """The stage config of the original recipe (spec/MODEL.md §5), as the PyTorch reference uses it."""
+  if step_kind == 'pretrain':
+    return stage_config(optimizer='adam', lr=1e-4, mask_ratio=0.3, mask_mode='joints')
+  ntu = dataset.startswith('ntu')
+  cross_view_lr = dataset == 'ntu60_xview' and variant != '1.2'
+  weight_decay = 1e-2 if (ntu or (dataset == 'n_ucla' and variant != '1.1')) else 1e-4
+  return stage_config(optimizer='adamw', lr=1e-4 if cross_view_lr else 3e-5, weight_decay=weight_decay,
+                      label_smoothing=0.05 if ntu else 0.0)
+
+
+@dataclasses.dataclass
+class JaxStep:
+  compiled: Any
+  state: Any
+  batch: dict[str, jax.Array]
+  rng: jax.Array
+  compile_s: float
+
+  def __call__(self) -> None:
+    self.state, metrics = self.compiled(self.state, self.batch, self.rng)
+    jax.block_until_ready((self.state, metrics))
+
+
+def build_jax_step(step_kind: str, dataset: str, config, batch_size: int, frames: int, seed: int,
+                   prng_impl: str) -> JaxStep:
+  """Initialises the model and optimiser and compiles the step as the trainer does (jit, donated state)."""
+  model = MaskedPretrainer(config) if step_kind == 'pretrain' else CascadeClassifier(config)
+  stage = stage_for(step_kind, dataset, config.variant)
+  data_rng = np.random.default_rng(seed)
+  clips = data_rng.standard_normal((batch_size, frames, config.num_joints, config.coords)).astype(np.float32)
+  batch = {'skeleton': jnp.asarray(clips),
+           'label': jnp.asarray(data_rng.integers(0, config.num_classes, batch_size), jnp.int32)}
+  params = partitioning.run_once(lambda key, x: model.init(key, x)['params'], jax.random.key(seed),
+                                 batch['skeleton'])
+  optimizer, schedule = optim.make_optimizer(stage, steps_per_epoch=1000, params=params)
+  state = partitioning.run_once(lambda p: steps_lib.init_state(p, optimizer), params)
+  make_step = steps_lib.make_pretrain_step if step_kind == 'pretrain' else steps_lib.make_finetune_step
+  step = jax.jit(make_step(model, optimizer, schedule, stage), donate_argnums=(0,))
+  rng = jax.random.key(seed + 1, impl=prng_impl)
+  start = time.perf_counter()
+  compiled = step.lower(state, batch, rng).compile()
+  compile_s = time.perf_counter() - start
+  return JaxStep(compiled, state, batch, rng, compile_s)
+
+
+def build_torch_step(step_kind: str, config, batch_size: int, frames: int, seed: int, device: str):
+  """The PyTorch reference step (eager, all cores) as a no-argument callable that waits for the result."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  from benchmarks import torch_reference as tr  # pylint: disable=g-import-not-at-top
+
+  tr.use_all_cores()
+  generator = torch.Generator().manual_seed(seed)
+  clips = torch.randn(batch_size, frames, config.num_joints, config.coords, generator=generator).to(device)
+  labels = torch.randint(0, config.num_classes, (batch_size,), generator=generator).to(device)
+  sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
+  torch.manual_seed(seed)
+  if step_kind == 'finetune':
+    train = tr.build_finetune_step(config, seed=seed, model=tr.Classifier(config).to(device))
+    return lambda: (train.step(clips, labels), sync())
+  if device == 'cpu':
+    train = tr.build_pretrain_step(config, seed=seed)
+    return lambda: train.step(clips)
+  # The reference draws the mask on the CPU; off the CPU it has to be moved to the model's device.
+  model = tr.Pretrainer(config).to(device).train()
+  optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+  def step():
+    mask = tr.random_mask(batch_size, frames, config.num_joints).to(device)
+    loss = model.loss(clips, mask, eps=1e-8)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    sync()
+
+  return step
+
+
+def run_case(dataset: str, step_kind: str, args: argparse.Namespace) -> dict[str, Any]:
+  """Benchmarks one (config, step) pair; returns one result row."""
+  jax_config, torch_config = model_configs(dataset, args)
+  batch_size = args.batch_size or CONFIGS[dataset]
+  row: dict[str, Any] = {
+      'config': dataset, 'step': step_kind, 'batch': batch_size, 'frames': args.frames,
+      'variant': args.variant, 'd_model': jax_config.d_model, 'num_heads': jax_config.num_heads,
+      'num_layers': jax_config.num_layers, 'ffn_dim': jax_config.ffn_dim, 'dtype': args.dtype,
+      'prng_impl': args.prng_impl}
+  jax_step = build_jax_step(step_kind, dataset, jax_config, batch_size, args.frames, args.seed, args.prng_impl)
+  row['jax_compile_s'] = jax_step.compile_s
+  runners = {'jax': jax_step}
+  if torch_config is not None:
+    runners['torch'] = build_torch_step(step_kind, torch_config, batch_size, args.frames, args.seed,
+                                        args.torch_device)
+  for runner in runners.values():
+    for _ in range(args.warmup):
+      runner()
+  for name, runner in runners.items():
+    with common.PeakRss() as rss:
+      runner()
+    row[f'{name}_step_rss_mib'] = rss.delta_mib
+  row['load_before_timing'] = common.load_average()
+  times = common.interleaved_times(runners, args.blocks, args.steps_per_block)
+  row['load_after_timing'] = common.load_average()
+  for name, samples in times.items():
+    summary = common.summarize(samples)
+    row.update({f'{name}_{key}': value for key, value in summary.items()})
+    row[f'{name}_clips_per_s'] = batch_size / (summary['median_ms'] / 1e3)
+  if 'torch' in times:
+    row['speedup'] = row['torch_median_ms'] / row['jax_median_ms']
+  row['xla_temp_mib'] = common.compiled_temp_mib(jax_step.compiled)
+  row['jax_device_peak_mib'] = common.jax_device_peak_mib()
+  flops = common.compiled_flops(jax_step.compiled)
+  if flops:
+    row['xla_gflop_per_step'] = flops / 1e9
+    row['jax_tflops'] = flops / (row['jax_median_ms'] / 1e3) / 1e12
+    peak = common.gpu_peak_tflops(jax.devices()[0].device_kind, args.dtype) \
+        if jax.default_backend() == 'gpu' else None
+    if peak:
+      row['peak_fraction'] = row['jax_tflops'] / peak
+  return row
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+  args = parse_args(argv)
+  default_configs = 'n_ucla,ntu60_xview,ntu60_xsub' if jax.default_backend() == 'gpu' else 'n_ucla,ntu60_xview'
+  datasets = common.parse_list(args.configs or default_configs, list(CONFIGS), 'configs')
+  step_kinds = common.parse_list(args.steps, STEPS, 'steps')
+  wait = common.wait_for_quiet(args.max_load, args.max_wait_s)
+  rows = []
+  for dataset in datasets:
+    for step_kind in step_kinds:
+      rows.append(run_case(dataset, step_kind, args))
+      print(f'done {dataset} {step_kind}: JAX {rows[-1]["jax_median_ms"]:.1f} ms'
+            + (f', PyTorch {rows[-1]["torch_median_ms"]:.1f} ms' if 'torch_median_ms' in rows[-1] else ''),
+            file=sys.stderr, flush=True)
+  payload = {'benchmark': 'train_step', 'command': ' '.join(['python -m benchmarks.train_step'] + (
+      sys.argv[1:] if argv is None else list(argv))), 'machine': common.machine_info(), 'wait': wait,
+             'settings': vars(args), 'results': rows}
+  print(common.markdown_table(rows, TABLE_COLUMNS))
+  if args.output:
+    common.write_json(args.output, payload)
+  return payload
+
+
+if __name__ == '__main__':
+  main()

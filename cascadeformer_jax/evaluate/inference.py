@@ -1,0 +1,204 @@
+"""Inference on a user's clips or a dataset split: logits, probabilities, pooled embeddings, anomaly scores."""
+
+import dataclasses
+import json
+import pathlib
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from cascadeformer_jax import checkpoint_io
+from cascadeformer_jax import configuration
+from cascadeformer_jax import data as data_lib
+from cascadeformer_jax.data import examples
+from cascadeformer_jax.evaluate import anomaly
+from cascadeformer_jax.evaluate import predictions
+from cascadeformer_jax.models import CascadeClassifier
+from cascadeformer_jax.models import ModelConfig
+from cascadeformer_jax.train import partitioning
+
+
+def _stored_shape(data_config: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """Trailing shape of one frame as stored: (J, C), or (2, J, C) for NTU-style datasets."""
+  frame = (data_config.num_joints, data_config.num_coords)
+  return (2,) + frame if data_config.layout == 'ntu' else frame
+
+
+def _as_clip(array: Any, data_config: ml_collections.ConfigDict, name: str) -> np.ndarray:
+  try:
+    clip = np.asarray(array, dtype=np.float32)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f'{name}: not a numeric array ({e})') from None
+  stored = _stored_shape(data_config)
+  frame = stored[-2:]
+  if data_config.layout == 'ntu' and clip.ndim == 3 and clip.shape[1:] == frame:
+    clip = np.concatenate([clip[:, None], np.zeros_like(clip)[:, None]], axis=1)  # Second actor slot empty.
+  if clip.ndim != 1 + len(stored) or clip.shape[1:] != stored:
+    layout = '(T, J, C) or (T, 2, J, C)' if data_config.layout == 'ntu' else '(T, J, C)'
+    raise ValueError(f'{name}: clip of shape {clip.shape}, expected {layout} with J = {data_config.num_joints} '
+                     f'joints and C = {data_config.num_coords} coordinates for {data_config.name}')
+  if clip.shape[0] == 0:
+    raise ValueError(f'{name}: empty clip (0 frames)')
+  return clip
+
+
+def read_clips(path: str, data_config: ml_collections.ConfigDict) -> tuple[list[str], list[np.ndarray]]:
+  """Reads clips from .npy / .npz / .json (see cascadeformer_jax.predict) and checks their shapes."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f'{path}: no such input file')
+  suffix = path.suffix.lower()
+  ndim = 1 + len(_stored_shape(data_config))
+  if suffix == '.npy':
+    try:
+      array = np.load(path, allow_pickle=False)
+    except ValueError as e:
+      raise ValueError(f'{path}: cannot read ({e})') from None
+    stacked = array.ndim == ndim + 1 or (data_config.layout == 'ntu' and array.ndim == ndim and
+                                         array.shape[1:] != _stored_shape(data_config))
+    items = [(f'{path.name}[{i}]', a) for i, a in enumerate(array)] if stacked else [(path.name, array)]
+  elif suffix == '.npz':
+    try:
+      with np.load(path, allow_pickle=False) as archive:
+        items = [(f'{path.name}:{key}', archive[key]) for key in archive.files]
+    except ValueError as e:
+      raise ValueError(f'{path}: cannot read ({e})') from None
+  elif suffix == '.json':
+    try:
+      content = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{path}: invalid JSON ({e})') from None
+    if isinstance(content, dict):
+      if 'clips' not in content:
+        raise ValueError(f'{path}: a JSON object must have a "clips" list')
+      items = [(f'{path.name}[{i}]', c) for i, c in enumerate(content['clips'])]
+    else:
+      items = [(path.name, content)]
+  else:
+    raise ValueError(f'{path}: unsupported input type {suffix!r} (use .npy, .npz or .json)')
+  if not items:
+    raise ValueError(f'{path}: no clips')
+  return [name for name, _ in items], [_as_clip(a, data_config, name) for name, a in items]
+
+
+@dataclasses.dataclass
+class Predictor:
+  """A classifier plus the evaluation preprocessing of its dataset."""
+
+  config: ml_collections.ConfigDict
+  model_config: ModelConfig
+  params: Any
+  class_names: list[str]
+
+  @classmethod
+  def load(cls, config: ml_collections.ConfigDict, init_from: str) -> 'Predictor':
+    from cascadeformer_jax.train import trainer  # pylint: disable=g-import-not-at-top
+
+    model_config = configuration.model_config(config)
+    _, params = checkpoint_io.load_params(init_from, (checkpoint_io.CLASSIFIER,), model_config)
+    return cls(config, model_config, params, trainer.dataset_class_names(config.data))
+
+  @property
+  def data_config(self) -> ml_collections.ConfigDict:
+    return self.config.data
+
+  def _apply(self, skeleton: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    model = CascadeClassifier(self.model_config)
+    frame_mask = None
+    if lengths is not None and (self.model_config.pooling == 'masked_mean' or
+                                self.model_config.attention_padding_mask):
+      frame_mask = np.arange(skeleton.shape[1])[None] < lengths[:, None]
+    out = _classify(model, self.params, skeleton, frame_mask)
+    return {'logits': np.asarray(out['logits']), 'features': np.asarray(out['pooled'])}
+
+  def predict_raw(self, clips: list[np.ndarray], names: list[str]) -> dict[str, Any]:
+    """Preprocesses stored-layout clips as the evaluation split is, then classifies them one by one."""
+    settings = self.data_config.to_dict()
+    parents = data_lib.joint_parents(self.data_config)
+    logits, features = [], []
+    for name, clip in zip(names, clips):
+      raw = {'skeleton': clip, 'label': 0, 'visibility': np.ones(clip.shape[:2], bool),
+             'image_size': np.array([1, 1], np.int32), 'sample_name': name.encode()}
+      try:
+        example = examples.process_example(raw, settings, parents, None, False, name)
+      except examples.BadExampleError as e:
+        raise ValueError(str(e)) from None
+      out = self._apply(example['skeleton'][None], np.array([example['length']]))
+      logits.append(out['logits'][0])
+      features.append(out['features'][0])
+    return {'names': list(names), 'logits': np.stack(logits), 'features': np.stack(features), 'labels': None}
+
+  def predict_split(self, split: str, batch_size: int | None = None) -> dict[str, Any]:
+    """Logits and pooled embeddings of every clip of a dataset split (with their labels)."""
+    mesh = partitioning.make_mesh()
+    batch_size = batch_size or self.config.eval.batch_size
+    iterator = data_lib.make_eval_iterator(self.data_config, batch_size, split=split)
+    model = CascadeClassifier(self.model_config)
+    params = partitioning.replicate(self.params, mesh)
+    step = jax.jit(lambda p, x: (lambda out: (out['logits'], out['pooled']))(
+        model.apply({'params': p}, x, return_intermediates=True)))
+    gathered = predictions.gather_predictions(lambda batch, index: step(params, batch['skeleton']), iterator,
+                                              mesh)
+    logits, features = gathered['outputs']
+    return {'names': [f'{split}[{i}]' for i in gathered['index']], 'logits': logits, 'features': features,
+            'labels': gathered['label']}
+
+
+_CLASSIFY_CACHE: dict[ModelConfig, Any] = {}  # One compiled function per architecture.
+
+
+def _classify(model: CascadeClassifier, params: Any, skeleton: np.ndarray, frame_mask) -> dict[str, Any]:
+  fn = _CLASSIFY_CACHE.get(model.config)
+  if fn is None:
+    fn = jax.jit(lambda p, x, m: model.apply({'params': p}, x, frame_mask=m, return_intermediates=True))
+    _CLASSIFY_CACHE[model.config] = fn
+  return fn(params, skeleton, frame_mask)
+
+
+def top_k(outputs: dict[str, Any], class_names: list[str], k: int) -> list[list[tuple[str, float]]]:
+  probabilities = anomaly.softmax(outputs['logits'].astype(np.float64))
+  order = np.argsort(-probabilities, axis=-1, kind='stable')[:, :max(1, min(k, len(class_names)))]
+  return [[(class_names[c], float(p[c])) for c in row] for row, p in zip(order, probabilities)]
+
+
+def read_bank(path: str) -> dict[str, np.ndarray]:
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f'{path}: no such feature bank (make one with --split=train --features_output=...)')
+  with np.load(path) as archive:
+    if 'features' not in archive.files:
+      raise ValueError(f'{path}: a feature bank needs a "features" array (found {archive.files})')
+    return {key: archive[key] for key in archive.files}
+
+
+def scores_for(outputs: dict[str, Any], bank: dict[str, np.ndarray] | None, k: int) -> dict[str, np.ndarray]:
+  if bank is not None and bank['features'].shape[1:] != outputs['features'].shape[1:]:
+    raise ValueError(f'the feature bank has {bank["features"].shape[1]}-dimensional embeddings, the model gives '
+                     f'{outputs["features"].shape[1]}')
+  return anomaly.anomaly_scores(outputs['logits'], outputs['features'],
+                                None if bank is None else bank['features'],
+                                None if bank is None else bank.get('labels'), k)
+
+
+def records(outputs, top, scores, class_names) -> list[dict[str, Any]]:
+  probabilities = anomaly.softmax(outputs['logits'].astype(np.float64))
+  result = []
+  for i, name in enumerate(outputs['names']):
+    record = {'name': name, 'top_k': [{'class': c, 'probability': p} for c, p in top[i]],
+              'logits': outputs['logits'][i].tolist(),
+              'probabilities': dict(zip(class_names, probabilities[i].tolist()))}
+    if outputs.get('labels') is not None:
+      record['label'] = class_names[int(outputs['labels'][i])]
+    if scores:
+      record['anomaly_scores'] = {key: float(value[i]) for key, value in scores.items()}
+    result.append(record)
+  return result
+
+
+def write_features(path: str, outputs: dict[str, Any]) -> None:
+  arrays = {'features': outputs['features'], 'logits': outputs['logits'], 'names': np.array(outputs['names'])}
+  if outputs.get('labels') is not None:
+    arrays['labels'] = outputs['labels']
+  np.savez(path, **arrays)
