@@ -213,12 +213,10 @@ def load_params(path: str, kind_preference: tuple[str, ...], config: ModelConfig
         return kind, params[kind]
   candidates = [pathlib.Path(path)]
   candidates += [pathlib.Path(path) / stage for stage in ('finetune/best', 'finetune/final', 'pretrain/final')]
-  for candidate in candidates:
-    if not is_model_dir(candidate):
-      continue
-    contents = read_model_dir_metadata(candidate)['contents']
-    for kind in kind_preference:
-      if kind in contents:
+  model_dirs = [candidate for candidate in candidates if is_model_dir(candidate)]
+  for kind in kind_preference:  # The preferred kind wins over the order of the candidates.
+    for candidate in model_dirs:
+      if kind in read_model_dir_metadata(candidate)['contents']:
         return kind, load_model_dir(candidate, kind, config)[1]
   raise ModelDirError(f'{path}: no {" or ".join(kind_preference)} model there (expected a model directory, a '
                       'training work directory, or hf:<published folder>)')

@@ -96,6 +96,19 @@ def bernoulli(key: Array, p: float, shape: tuple[int, ...]) -> Array:
   return uniform < jnp.float32(p)
 
 
+def _materialized_bernoulli(key: Array, p: float, shape: tuple[int, ...]) -> Array:
+  """``bernoulli(key, p, shape)`` computed once into a buffer.
+
+  XLA fuses cheap elementwise producers into every consumer, so the 20-round hash would be recomputed in each
+  use of the mask (forward and backward pass). A conditional is a fusion boundary: its result is materialised.
+  The predicate is always true but not a compile-time constant (a key word with its low bit set is non-zero).
+  """
+  typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+  word = (jax.random.key_data(key) if typed else key).reshape(-1)[0].astype(jnp.uint32)
+  return jax.lax.cond((word | jnp.uint32(1)) != 0, lambda: bernoulli(key, p, shape),
+                      lambda: jnp.ones(shape, bool))
+
+
 class Dropout(nn.Module):
   """Inverted dropout with the exact semantics and random draws of ``flax.linen.Dropout``, cheaper on CPU.
 
@@ -115,7 +128,7 @@ class Dropout(nn.Module):
     if self.rate == 1.0:
       return jnp.zeros_like(inputs)
     keep_prob = 1.0 - self.rate
-    keep = bernoulli(self.make_rng(self.rng_collection), keep_prob, inputs.shape)
+    keep = _materialized_bernoulli(self.make_rng(self.rng_collection), keep_prob, inputs.shape)
     return jax.lax.select(keep, inputs / keep_prob, jnp.zeros_like(inputs))
 
 
