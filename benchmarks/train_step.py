@@ -13,11 +13,20 @@ fraction of the device's dense peak (bf16 / fp32).
   python -m benchmarks.train_step --output=/tmp/train_step.json
   python -m benchmarks.train_step --configs=n_ucla --steps=finetune --blocks=6 --steps_per_block=3
   python -m benchmarks.train_step --configs=ntu60_xsub --dtype=bfloat16 --no_torch     # on a GPU
+  python -m benchmarks.train_step --jax=default,flax_dropout,unsafe_rbg     # compare JAX implementations
+
+JAX implementations (``--jax``, the first is the one compared in the summary):
+  default       this package as it is, threefry PRNG keys.
+  flax_dropout  the package with ``flax.linen.Dropout`` instead of its own dropout (the pre-optimisation code;
+                the same random draws, slower on CPU).
+  rbg, unsafe_rbg  the package with PRNG keys of that JAX implementation (opt-in: other random streams with
+                the same distributions).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import time
@@ -28,8 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
+import flax.linen as nn
+
 from cascadeformer_jax.configuration import stage_config
 from cascadeformer_jax.models import CascadeClassifier
+from cascadeformer_jax.models import cascadeformer as cascadeformer_lib
+from cascadeformer_jax.models import layers as layers_lib
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models.presets import published_model_config
 from cascadeformer_jax.train import optim
@@ -39,16 +52,13 @@ from cascadeformer_jax.train import steps as steps_lib
 # Benchmark configs: published architecture and the batch size of the issue (T = 64 frames everywhere).
 CONFIGS = {'n_ucla': 32, 'ntu60_xview': 16, 'ntu60_xsub': 64}
 STEPS = ('pretrain', 'finetune')
-PRNG_IMPLS = ('threefry2x32', 'rbg', 'unsafe_rbg')
+JAX_IMPLEMENTATIONS = ('default', 'flax_dropout', 'rbg', 'unsafe_rbg')
 
 TABLE_COLUMNS = (
-    ('config', 'config'), ('step', 'step'), ('batch', 'B'), ('jax_compile_s', 'JAX compile s'),
-    ('jax_median_ms', 'JAX ms/step'), ('torch_median_ms', 'PyTorch ms/step'),
-    ('jax_clips_per_s', 'JAX clips/s'), ('torch_clips_per_s', 'PyTorch clips/s'),
-    ('speedup', 'JAX/PyTorch'), ('jax_step_rss_mib', 'JAX step RSS MiB'),
-    ('torch_step_rss_mib', 'PyTorch step RSS MiB'), ('xla_temp_mib', 'XLA temp MiB'),
-    ('jax_device_peak_mib', 'JAX device peak MiB'), ('jax_tflops', 'JAX TFLOP/s'),
-    ('peak_fraction', 'of peak'))
+    ('config', 'config'), ('step', 'step'), ('batch', 'B'), ('implementation', 'implementation'),
+    ('compile_s', 'compile s'), ('median_ms', 'ms/step'), ('iqr_ms', 'IQR ms'), ('clips_per_s', 'clips/s'),
+    ('speedup_vs_torch', 'vs PyTorch'), ('step_rss_mib', 'step RSS MiB'), ('xla_temp_mib', 'XLA temp MiB'),
+    ('device_peak_mib', 'device peak MiB'), ('tflops', 'TFLOP/s'), ('peak_fraction', 'of peak'))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,9 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--num_layers', type=int, default=0, help='override')
   parser.add_argument('--ffn_dim', type=int, default=0, help='override')
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'), help='JAX compute dtype')
-  parser.add_argument('--prng_impl', default='threefry2x32', choices=PRNG_IMPLS,
-                      help="JAX PRNG of the step's dropout/mask key; 'rbg'/'unsafe_rbg' are opt-in and "
-                      'give different (statistically equivalent) random streams')
+  parser.add_argument('--jax', default='default',
+                      help=f'comma-separated JAX implementations to time, from {list(JAX_IMPLEMENTATIONS)}')
   parser.add_argument('--warmup', type=int, default=2, help='untimed steps per framework after compiling')
   parser.add_argument('--blocks', type=int, default=5, help='alternating blocks per framework')
   parser.add_argument('--steps_per_block', type=int, default=4)
@@ -123,9 +132,24 @@ class JaxStep:
     jax.block_until_ready((self.state, metrics))
 
 
+@contextlib.contextmanager
+def flax_dropout():
+  """Builds models with ``flax.linen.Dropout`` (the code before the dropout optimisation) while active."""
+  saved = layers_lib.Dropout, cascadeformer_lib.Dropout
+  layers_lib.Dropout = cascadeformer_lib.Dropout = nn.Dropout
+  try:
+    yield
+  finally:
+    layers_lib.Dropout, cascadeformer_lib.Dropout = saved
+
+
 def build_jax_step(step_kind: str, dataset: str, config, batch_size: int, frames: int, seed: int,
-                   prng_impl: str) -> JaxStep:
+                   implementation: str = 'default') -> JaxStep:
   """Initialises the model and optimiser and compiles the step as the trainer does (jit, donated state)."""
+  if implementation == 'flax_dropout':
+    with flax_dropout():
+      return build_jax_step(step_kind, dataset, config, batch_size, frames, seed)
+  prng_impl = implementation if implementation in ('rbg', 'unsafe_rbg') else 'threefry2x32'
   model = MaskedPretrainer(config) if step_kind == 'pretrain' else CascadeClassifier(config)
   stage = stage_for(step_kind, dataset, config.variant)
   data_rng = np.random.default_rng(seed)
@@ -178,48 +202,58 @@ def build_torch_step(step_kind: str, config, batch_size: int, frames: int, seed:
   return step
 
 
-def run_case(dataset: str, step_kind: str, args: argparse.Namespace) -> dict[str, Any]:
-  """Benchmarks one (config, step) pair; returns one result row."""
+def run_case(dataset: str, step_kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+  """Benchmarks one (config, step) pair; returns one row per implementation (JAX ones, then PyTorch)."""
   jax_config, torch_config = model_configs(dataset, args)
+  implementations = common.parse_list(args.jax, JAX_IMPLEMENTATIONS, 'jax')
   batch_size = args.batch_size or CONFIGS[dataset]
-  row: dict[str, Any] = {
+  common_fields = {
       'config': dataset, 'step': step_kind, 'batch': batch_size, 'frames': args.frames,
       'variant': args.variant, 'd_model': jax_config.d_model, 'num_heads': jax_config.num_heads,
-      'num_layers': jax_config.num_layers, 'ffn_dim': jax_config.ffn_dim, 'dtype': args.dtype,
-      'prng_impl': args.prng_impl}
-  jax_step = build_jax_step(step_kind, dataset, jax_config, batch_size, args.frames, args.seed, args.prng_impl)
-  row['jax_compile_s'] = jax_step.compile_s
-  runners = {'jax': jax_step}
+      'num_layers': jax_config.num_layers, 'ffn_dim': jax_config.ffn_dim, 'dtype': args.dtype}
+  rows = {name: dict(common_fields, implementation=f'jax {name}') for name in implementations}
+  runners = {}
+  for name in implementations:
+    runners[name] = build_jax_step(step_kind, dataset, jax_config, batch_size, args.frames, args.seed, name)
+    rows[name]['compile_s'] = runners[name].compile_s
   if torch_config is not None:
     runners['torch'] = build_torch_step(step_kind, torch_config, batch_size, args.frames, args.seed,
                                         args.torch_device)
+    rows['torch'] = dict(common_fields, implementation='pytorch eager', dtype='float32',
+                         torch_device=args.torch_device)
   for runner in runners.values():
     for _ in range(args.warmup):
       runner()
   for name, runner in runners.items():
     with common.PeakRss() as rss:
       runner()
-    row[f'{name}_step_rss_mib'] = rss.delta_mib
-  row['load_before_timing'] = common.load_average()
+    rows[name]['step_rss_mib'] = rss.delta_mib
+  load_before = common.load_average()
   times = common.interleaved_times(runners, args.blocks, args.steps_per_block)
-  row['load_after_timing'] = common.load_average()
+  load_after = common.load_average()
   for name, samples in times.items():
+    row = rows[name]
     summary = common.summarize(samples)
-    row.update({f'{name}_{key}': value for key, value in summary.items()})
-    row[f'{name}_clips_per_s'] = batch_size / (summary['median_ms'] / 1e3)
+    row.update(summary, iqr_ms=summary['q3_ms'] - summary['q1_ms'], load_before_timing=load_before,
+               load_after_timing=load_after)
+    row['clips_per_s'] = batch_size / (summary['median_ms'] / 1e3)
   if 'torch' in times:
-    row['speedup'] = row['torch_median_ms'] / row['jax_median_ms']
-  row['xla_temp_mib'] = common.compiled_temp_mib(jax_step.compiled)
-  row['jax_device_peak_mib'] = common.jax_device_peak_mib()
-  flops = common.compiled_flops(jax_step.compiled)
-  if flops:
-    row['xla_gflop_per_step'] = flops / 1e9
-    row['jax_tflops'] = flops / (row['jax_median_ms'] / 1e3) / 1e12
-    peak = common.gpu_peak_tflops(jax.devices()[0].device_kind, args.dtype) \
-        if jax.default_backend() == 'gpu' else None
-    if peak:
-      row['peak_fraction'] = row['jax_tflops'] / peak
-  return row
+    for row in rows.values():
+      row['speedup_vs_torch'] = rows['torch']['median_ms'] / row['median_ms']
+  on_gpu = jax.default_backend() == 'gpu'
+  for name in implementations:
+    row, compiled = rows[name], runners[name].compiled
+    row['xla_temp_mib'] = common.compiled_temp_mib(compiled)
+    flops = common.compiled_flops(compiled)
+    if flops:
+      row['xla_gflop_per_step'] = flops / 1e9
+      row['tflops'] = flops / (row['median_ms'] / 1e3) / 1e12
+      peak = common.gpu_peak_tflops(jax.devices()[0].device_kind, args.dtype) if on_gpu else None
+      if peak:
+        row['peak_fraction'] = row['tflops'] / peak
+  if on_gpu:
+    rows[implementations[0]]['device_peak_mib'] = common.jax_device_peak_mib()
+  return list(rows.values())
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -231,10 +265,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   rows = []
   for dataset in datasets:
     for step_kind in step_kinds:
-      rows.append(run_case(dataset, step_kind, args))
-      print(f'done {dataset} {step_kind}: JAX {rows[-1]["jax_median_ms"]:.1f} ms'
-            + (f', PyTorch {rows[-1]["torch_median_ms"]:.1f} ms' if 'torch_median_ms' in rows[-1] else ''),
-            file=sys.stderr, flush=True)
+      rows.extend(run_case(dataset, step_kind, args))
+      print(f'done {dataset} {step_kind}', file=sys.stderr, flush=True)
   payload = {'benchmark': 'train_step', 'command': ' '.join(['python -m benchmarks.train_step'] + (
       sys.argv[1:] if argv is None else list(argv))), 'machine': common.machine_info(), 'wait': wait,
              'settings': vars(args), 'results': rows}

@@ -37,6 +37,21 @@ def random_frame_mask(key: Array, batch_size: int, num_frames: int, num_joints: 
   return jnp.broadcast_to(frames[:, :, None], (batch_size, num_frames, num_joints))
 
 
+MASK_MODES = ('joints', 'frames', 'none')
+
+
+def draw_mask(mode: str, key: Array, batch_size: int, num_frames: int, num_joints: int,
+              ratio: float = 0.3) -> Array:
+  """The pretraining mask of ``mode``: 'joints' (the paper's), 'frames', or 'none' (every slot is scored)."""
+  if mode == 'joints':
+    return random_joint_mask(key, batch_size, num_frames, num_joints, ratio)
+  if mode == 'frames':
+    return random_frame_mask(key, batch_size, num_frames, num_joints, ratio)
+  if mode == 'none':
+    return jnp.ones((batch_size, num_frames, num_joints), bool)
+  raise ValueError(f'mask_mode must be one of {MASK_MODES}, got {mode!r}')
+
+
 def apply_mask(clips: Array, mask: Array) -> Array:
   """Sets every coordinate of the masked slots to 0. clips (B, T, J, C), mask (B, T, J)."""
   return jnp.where(mask[..., None], jnp.zeros((), clips.dtype), clips)

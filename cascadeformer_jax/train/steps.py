@@ -21,8 +21,6 @@ State = dict[str, Any]
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
-MASK_MODES = ('joints', 'frames', 'none')
-
 
 def init_state(params: Any, optimizer: optax.GradientTransformation) -> State:
   return {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': optimizer.init(params)}
@@ -60,8 +58,8 @@ def make_pretrain_step(model: MaskedPretrainer, optimizer: optax.GradientTransfo
   and the loss include padded frames, as in the original, unless ``padding_aware``.
   """
   mode = stage.get('mask_mode', 'joints')
-  if mode not in MASK_MODES:
-    raise ValueError(f'mask_mode must be one of {MASK_MODES}, got {mode!r}')
+  if mode not in masking.MASK_MODES:
+    raise ValueError(f'mask_mode must be one of {masking.MASK_MODES}, got {mode!r}')
   ratio = float(stage.get('mask_ratio', 0.3))
 
   def step(state: State, batch: Batch, rng: jax.Array) -> tuple[State, Metrics]:
@@ -69,12 +67,7 @@ def make_pretrain_step(model: MaskedPretrainer, optimizer: optax.GradientTransfo
     mask_rng, dropout_rng = jax.random.split(rng)
     clips = batch['skeleton']
     batch_size, num_frames, num_joints, _ = clips.shape
-    if mode == 'joints':
-      mask = masking.random_joint_mask(mask_rng, batch_size, num_frames, num_joints, ratio)
-    elif mode == 'frames':
-      mask = masking.random_frame_mask(mask_rng, batch_size, num_frames, num_joints, ratio)
-    else:
-      mask = jnp.ones((batch_size, num_frames, num_joints), bool)
+    mask = masking.draw_mask(mode, mask_rng, batch_size, num_frames, num_joints, ratio)
     frame_mask = _frame_mask(batch, padding_aware)
     loss_mask = mask if frame_mask is None else mask & frame_mask[:, :, None]
     inputs = clips if mode == 'none' else masking.apply_mask(clips, mask)
@@ -129,20 +122,22 @@ def make_pretrain_eval_step(model: MaskedPretrainer, stage: ml_collections.Confi
                             padding_aware: bool = False):
   """(params, batch, index) -> per-clip (masked squared error sum, masked entry count) with a fixed mask.
 
-  The mask of the i-th evaluation batch is drawn from (seed, i), so the validation loss is comparable between
-  epochs.
+  The mask (of the stage's mask_mode) of the i-th evaluation batch is drawn from (seed, i), so the validation
+  loss is comparable between epochs. With mask_mode 'none' every entry is scored and the input is not masked.
   """
   ratio = float(stage.get('mask_ratio', 0.3))
+  mode = stage.get('mask_mode', 'joints')
 
   def step(params: Any, batch: Batch, index: jax.Array) -> tuple[jax.Array, jax.Array]:
     clips = batch['skeleton']
     batch_size, num_frames, num_joints, coords = clips.shape
-    mask = masking.random_joint_mask(jax.random.fold_in(jax.random.key(seed), index), batch_size, num_frames,
-                                     num_joints, ratio)
+    mask = masking.draw_mask(mode, jax.random.fold_in(jax.random.key(seed), index), batch_size, num_frames,
+                             num_joints, ratio)
     frame_mask = _frame_mask(batch, padding_aware)
+    inputs = clips if mode == 'none' else masking.apply_mask(clips, mask)
     if frame_mask is not None:
       mask = mask & frame_mask[:, :, None]
-    reconstruction = model.apply({'params': params}, masking.apply_mask(clips, mask), frame_mask=frame_mask)
+    reconstruction = model.apply({'params': params}, inputs, frame_mask=frame_mask)
     squared = jnp.sum(jnp.square(reconstruction - clips) * mask[..., None], axis=(1, 2, 3))
     return squared, jnp.sum(mask, axis=(1, 2)).astype(jnp.float32) * coords
 

@@ -51,3 +51,11 @@ def test_masked_mse_averages_over_masked_scalar_entries_of_the_batch():
   # Errors outside the mask do not count.
   reconstruction[0, 1] = 100.0
   np.testing.assert_allclose(float(masking.masked_mse(reconstruction, target, mask, eps=0.0)), 17 / 6, rtol=1e-6)
+
+
+def test_draw_mask_modes():
+  assert np.asarray(masking.draw_mask('none', jax.random.key(0), 2, 3, 4)).all()
+  frames = np.asarray(masking.draw_mask('frames', jax.random.key(0), 2, 10, 4, 0.5))
+  np.testing.assert_array_equal(frames.sum(axis=(1, 2)), 5 * 4)
+  with pytest.raises(ValueError, match='mask_mode must be one of'):
+    masking.draw_mask('patches', jax.random.key(0), 2, 3, 4)
