@@ -76,21 +76,27 @@ def save_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind:
                    source: dict[str, Any] | None = None) -> pathlib.Path:
   """Writes a model directory. ``params_by_kind`` maps 'classifier' / 'pretrained' to parameter trees.
 
-  In a multi-process job every process must call it (Orbax coordinates the writes).
+  A value may also be a function returning the tree: it is called only when that kind is written and the tree
+  is dropped afterwards, so only one model is in memory at a time. In a multi-process job every process must
+  call this (Orbax coordinates the writes).
   """
   path = pathlib.Path(path).absolute()
   if not params_by_kind:
     raise ValueError('nothing to save: params_by_kind is empty')
-  for kind, params in params_by_kind.items():
-    check_params_shapes(params, abstract_params(kind, config), f'{kind} parameters')
+  unknown = sorted(set(params_by_kind) - set(KINDS))
+  if unknown:
+    raise ValueError(f'unknown model kinds {unknown}; expected {KINDS}')
   for kind in KINDS:
     if (path / kind).exists():
       raise ModelDirError(f'{path / kind} already exists; choose an empty output directory')
   multihost_utils.sync_global_devices(f'save_model_dir_checked:{path}')
   checkpointer = ocp.StandardCheckpointer()
   for kind, params in params_by_kind.items():
+    params = params() if callable(params) else params
+    check_params_shapes(params, abstract_params(kind, config), f'{kind} parameters')
     checkpointer.save(path / kind, {'params': params})
-  checkpointer.wait_until_finished()
+    checkpointer.wait_until_finished()
+    del params
   checkpointer.close()
   metadata = {
       'format': FORMAT,

@@ -5,6 +5,8 @@ import os
 import pathlib
 from typing import Any
 
+import jax.numpy as jnp
+
 from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax.convert import published
 from cascadeformer_jax.convert.torch_pickle import CheckpointError
@@ -42,14 +44,32 @@ def read_published_folder(checkpoint_dir: str | os.PathLike, config: ModelConfig
 
 def convert_folder(checkpoint_dir: str | os.PathLike, output_dir: str | os.PathLike,
                    config: ModelConfig | None = None) -> pathlib.Path:
-  """Converts a published folder into a model directory with the classifier and the pretrained T1."""
-  config, params, folder = read_published_folder(checkpoint_dir, config)
+  """Converts a published folder into a model directory with the classifier and the pretrained T1.
+
+  The two models are converted and written one after the other; tensors are read through memory maps, so the
+  memory needed is about one copy of the larger model.
+  """
+  folder = published.scan_folder(checkpoint_dir)
+  if config is None:
+    config = published.published_config(folder)
+  params = {}
+  if folder.has_classifier:
+    params[checkpoint_io.CLASSIFIER] = lambda: _to_jax_in_place(published.classifier_params(folder, config))
+  if folder.has_pretrained:
+    params[checkpoint_io.PRETRAINED] = lambda: _to_jax_in_place(published.pretrained_params(folder, config))
   source = {
       'checkpoint_dir': str(folder.path.absolute()),
       'files': {role: {'name': path.name, 'bytes': path.stat().st_size, 'sha256': _sha256(path)}
                 for role, path in sorted(folder.files.items())},
   }
   return checkpoint_io.save_model_dir(output_dir, config, params, source)
+
+
+def _to_jax_in_place(tree: dict) -> dict:
+  """Replaces each NumPy leaf by a JAX array as it goes, so the two copies of a model never coexist."""
+  for key, value in tree.items():
+    tree[key] = _to_jax_in_place(value) if isinstance(value, dict) else jnp.asarray(value)
+  return tree
 
 
 def _sha256(path: pathlib.Path) -> str:
