@@ -152,7 +152,7 @@ def plot_curves(workdir: pathlib.Path) -> pathlib.Path | None:
       twin.set_ylabel('accuracy')
       twin.set_ylim(0, 1)
       twin.legend(loc='center right')
-    axis.legend(loc='upper right')
+    axis.legend(loc='upper center')
   figure.tight_layout()
   path = pathlib.Path(workdir) / 'curves.png'
   figure.savefig(path, dpi=100)
