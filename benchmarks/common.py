@@ -217,6 +217,23 @@ def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> None:
   path.write_text(json.dumps(payload, indent=2, sort_keys=False) + '\n')
 
 
+def parse_options(value: str) -> dict[str, Any]:
+  """'key=value,key=value' -> dict; 'true'/'false' and integers are converted."""
+  options: dict[str, Any] = {}
+  for item in filter(None, (part.strip() for part in value.split(','))):
+    key, sep, raw = item.partition('=')
+    if not sep or not key:
+      raise ValueError(f'expected key=value, got {item!r}')
+    if raw.lower() in ('true', 'false'):
+      options[key] = raw.lower() == 'true'
+    else:
+      try:
+        options[key] = int(raw)
+      except ValueError:
+        options[key] = raw
+  return options
+
+
 def parse_list(value: str, choices: Sequence[str], flag: str) -> list[str]:
   """A comma-separated flag value checked against ``choices``."""
   items = [item.strip() for item in value.split(',') if item.strip()]

@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--num_layers', type=int, default=0, help='override')
   parser.add_argument('--ffn_dim', type=int, default=0, help='override')
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'), help='JAX compute dtype')
+  parser.add_argument('--xla_options', default='',
+                      help='XLA compiler options for the JAX forward, comma-separated key=value (e.g. '
+                      'xla_cpu_experimental_ynn_fusion_type= to turn off YNNPACK fusions)')
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--blocks', type=int, default=5)
   parser.add_argument('--calls_per_block', type=int, default=4)
@@ -60,6 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--output', default='')
   args = parser.parse_args(argv)
+  try:
+    args.compiler_options = common.parse_options(args.xla_options)
+  except ValueError as error:
+    parser.error(f'--xla_options: {error}')
   try:
     args.batch_list = [int(b) for b in args.batch_sizes.split(',') if b.strip()]
   except ValueError:
@@ -87,13 +94,14 @@ class JaxForward:
     jax.block_until_ready(self.compiled(self.params, self.clips))
 
 
-def build_jax_forward(config, params, batch_size: int, frames: int, seed: int) -> JaxForward:
+def build_jax_forward(config, params, batch_size: int, frames: int, seed: int,
+                      compiler_options: dict[str, Any] | None = None) -> JaxForward:
   model = CascadeClassifier(config)
   clips = jnp.asarray(np.random.default_rng(seed).standard_normal(
       (batch_size, frames, config.num_joints, config.coords)).astype(np.float32))
   forward = jax.jit(lambda p, x: model.apply({'params': p}, x))
   start = time.perf_counter()
-  compiled = forward.lower(params, clips).compile()
+  compiled = forward.lower(params, clips).compile(compiler_options=compiler_options or None)
   return JaxForward(compiled, params, clips, time.perf_counter() - start)
 
 
@@ -133,7 +141,8 @@ def run_config(dataset: str, args: argparse.Namespace) -> list[dict[str, Any]]:
   for batch_size in args.batch_list:
     row: dict[str, Any] = {'config': dataset, 'batch': batch_size, 'frames': args.frames, 'variant': args.variant,
                            'd_model': jax_config.d_model, 'num_layers': jax_config.num_layers, 'dtype': args.dtype}
-    jax_forward = build_jax_forward(jax_config, params, batch_size, args.frames, args.seed)
+    jax_forward = build_jax_forward(jax_config, params, batch_size, args.frames, args.seed,
+                                    args.compiler_options)
     row['jax_compile_s'] = jax_forward.compile_s
     runners = {'jax': jax_forward}
     if torch_model is not None:

@@ -15,7 +15,7 @@ fraction of the device's dense peak (bf16 / fp32).
   python -m benchmarks.train_step --configs=ntu60_xsub --dtype=bfloat16 --no_torch     # on a GPU
   python -m benchmarks.train_step --jax=default,flax_dropout,unsafe_rbg     # compare JAX implementations
 
-JAX implementations (``--jax``, the first is the one compared in the summary):
+JAX implementations (``--jax``; each gets a row and its ratio to PyTorch):
   default       this package as it is, threefry PRNG keys.
   flax_dropout  the package with ``flax.linen.Dropout`` instead of its own dropout (the pre-optimisation code;
                 the same random draws, slower on CPU).
@@ -32,13 +32,12 @@ import sys
 import time
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-import flax.linen as nn
-
 from cascadeformer_jax.configuration import stage_config
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import cascadeformer as cascadeformer_lib
@@ -77,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'), help='JAX compute dtype')
   parser.add_argument('--jax', default='default',
                       help=f'comma-separated JAX implementations to time, from {list(JAX_IMPLEMENTATIONS)}')
+  parser.add_argument('--xla_options', default='',
+                      help='XLA compiler options for the JAX steps, comma-separated key=value '
+                      '(e.g. xla_cpu_use_onednn=true); same effect as XLA_FLAGS, for one process')
   parser.add_argument('--warmup', type=int, default=2, help='untimed steps per framework after compiling')
   parser.add_argument('--blocks', type=int, default=5, help='alternating blocks per framework')
   parser.add_argument('--steps_per_block', type=int, default=4)
@@ -88,6 +90,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--output', default='', help='write the results as JSON here')
   args = parser.parse_args(argv)
+  try:
+    args.compiler_options = common.parse_options(args.xla_options)
+  except ValueError as error:
+    parser.error(f'--xla_options: {error}')
   if args.blocks * args.steps_per_block < 1 or args.warmup < 1:
     parser.error('need at least one warm-up step and one timed step')
   return args
@@ -144,11 +150,12 @@ def flax_dropout():
 
 
 def build_jax_step(step_kind: str, dataset: str, config, batch_size: int, frames: int, seed: int,
-                   implementation: str = 'default') -> JaxStep:
+                   implementation: str = 'default', compiler_options: dict[str, Any] | None = None) -> JaxStep:
   """Initialises the model and optimiser and compiles the step as the trainer does (jit, donated state)."""
   if implementation == 'flax_dropout':
     with flax_dropout():
-      return build_jax_step(step_kind, dataset, config, batch_size, frames, seed)
+      return build_jax_step(step_kind, dataset, config, batch_size, frames, seed,
+                            compiler_options=compiler_options)
   prng_impl = implementation if implementation in ('rbg', 'unsafe_rbg') else 'threefry2x32'
   model = MaskedPretrainer(config) if step_kind == 'pretrain' else CascadeClassifier(config)
   stage = stage_for(step_kind, dataset, config.variant)
@@ -164,7 +171,7 @@ def build_jax_step(step_kind: str, dataset: str, config, batch_size: int, frames
   step = jax.jit(make_step(model, optimizer, schedule, stage), donate_argnums=(0,))
   rng = jax.random.key(seed + 1, impl=prng_impl)
   start = time.perf_counter()
-  compiled = step.lower(state, batch, rng).compile()
+  compiled = step.lower(state, batch, rng).compile(compiler_options=compiler_options or None)
   compile_s = time.perf_counter() - start
   return JaxStep(compiled, state, batch, rng, compile_s)
 
@@ -214,7 +221,8 @@ def run_case(dataset: str, step_kind: str, args: argparse.Namespace) -> list[dic
   rows = {name: dict(common_fields, implementation=f'jax {name}') for name in implementations}
   runners = {}
   for name in implementations:
-    runners[name] = build_jax_step(step_kind, dataset, jax_config, batch_size, args.frames, args.seed, name)
+    runners[name] = build_jax_step(step_kind, dataset, jax_config, batch_size, args.frames, args.seed, name,
+                                   args.compiler_options)
     rows[name]['compile_s'] = runners[name].compile_s
   if torch_config is not None:
     runners['torch'] = build_torch_step(step_kind, torch_config, batch_size, args.frames, args.seed,

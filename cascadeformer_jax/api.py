@@ -23,6 +23,7 @@ from cascadeformer_jax.convert.convert import read_published_folder
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models import ModelConfig
+from cascadeformer_jax.train import partitioning
 
 
 def _as_clips(clips: Any, config: ModelConfig) -> jax.Array:
@@ -51,7 +52,8 @@ class Classifier:
   def _apply(self):
     module = CascadeClassifier(self.config)
     return jax.jit(lambda params, x, frame_mask: module.apply(
-        {'params': params}, x, frame_mask=frame_mask, return_intermediates=True))
+        {'params': params}, x, frame_mask=frame_mask, return_intermediates=True),
+                   compiler_options=partitioning.inference_compiler_options())
 
   def intermediates(self, clips: Any, frame_mask: Any = None) -> dict[str, np.ndarray]:
     """t1_features, t2_features, fused (B, T, d); pooled (B, d); logits (B, K)."""
@@ -80,11 +82,13 @@ class Pretrained:
 
   @functools.cached_property
   def _reconstruct(self):
-    return jax.jit(lambda params, x: self._module.apply({'params': params}, x))
+    return jax.jit(lambda params, x: self._module.apply({'params': params}, x),
+                   compiler_options=partitioning.inference_compiler_options())
 
   @functools.cached_property
   def _encode(self):
-    return jax.jit(lambda params, x: self._module.apply({'params': params}, x, method=MaskedPretrainer.encode))
+    return jax.jit(lambda params, x: self._module.apply({'params': params}, x, method=MaskedPretrainer.encode),
+                   compiler_options=partitioning.inference_compiler_options())
 
   def reconstruct(self, clips: Any) -> np.ndarray:
     """(B, T, J, C) (masked slots set to 0) -> reconstruction (B, T, J, C)."""

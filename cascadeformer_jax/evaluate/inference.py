@@ -138,7 +138,8 @@ class Predictor:
     model = CascadeClassifier(self.model_config)
     params = partitioning.replicate(self.params, mesh)
     step = jax.jit(lambda p, x: (lambda out: (out['logits'], out['pooled']))(
-        model.apply({'params': p}, x, return_intermediates=True)))
+        model.apply({'params': p}, x, return_intermediates=True)),
+                   compiler_options=partitioning.inference_compiler_options())
     gathered = predictions.gather_predictions(lambda batch, index: step(params, batch['skeleton']), iterator,
                                               mesh)
     logits, features = gathered['outputs']
@@ -152,7 +153,8 @@ _CLASSIFY_CACHE: dict[ModelConfig, Any] = {}  # One compiled function per archit
 def _classify(model: CascadeClassifier, params: Any, skeleton: np.ndarray, frame_mask) -> dict[str, Any]:
   fn = _CLASSIFY_CACHE.get(model.config)
   if fn is None:
-    fn = jax.jit(lambda p, x, m: model.apply({'params': p}, x, frame_mask=m, return_intermediates=True))
+    fn = jax.jit(lambda p, x, m: model.apply({'params': p}, x, frame_mask=m, return_intermediates=True),
+                 compiler_options=partitioning.inference_compiler_options())
     _CLASSIFY_CACHE[model.config] = fn
   return fn(params, skeleton, frame_mask)
 

@@ -91,6 +91,8 @@ def random_bits(key: Array, shape: tuple[int, ...]) -> Array:
 
 def bernoulli(key: Array, p: float, shape: tuple[int, ...]) -> Array:
   """Bool (shape), True with probability p; the same draws as ``jax.random.bernoulli(key, p, shape)``."""
+  if jax.config.jax_enable_x64:  # JAX then draws float64 uniforms from 64-bit words.
+    return jax.random.bernoulli(key, p, shape)
   mantissa = random_bits(key, shape) >> jnp.uint32(32 - 23)  # As jax.random.uniform: 23 random bits.
   uniform = jax.lax.bitcast_convert_type(mantissa | jnp.uint32(0x3F800000), jnp.float32) - 1.0
   return uniform < jnp.float32(p)
@@ -128,7 +130,12 @@ class Dropout(nn.Module):
     if self.rate == 1.0:
       return jnp.zeros_like(inputs)
     keep_prob = 1.0 - self.rate
-    keep = _materialized_bernoulli(self.make_rng(self.rng_collection), keep_prob, inputs.shape)
+    key = self.make_rng(self.rng_collection)
+    # The rewrite only pays on CPU (elsewhere JAX's threefry is not a rolled loop, and a conditional costs a
+    # device-to-host synchronisation); both branches draw the same mask.
+    keep = jax.lax.platform_dependent(
+        cpu=lambda: _materialized_bernoulli(key, keep_prob, inputs.shape),
+        default=lambda: jax.random.bernoulli(key, keep_prob, inputs.shape))
     return jax.lax.select(keep, inputs / keep_prob, jnp.zeros_like(inputs))
 
 

@@ -37,11 +37,16 @@ def _update(state: State, grads: Any, loss: jax.Array, optimizer: optax.Gradient
             schedule: optax.Schedule, metrics: Metrics) -> tuple[State, Metrics]:
   """Applies the update unless the loss or gradients are not finite (then the state is kept as it was)."""
   grad_norm = optax.tree.norm(grads)
-  updates, opt_state = optimizer.update(grads, state['opt_state'], state['params'])
-  params = optax.apply_updates(state['params'], updates)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-  new_state = {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state}
-  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+
+  def apply_update(state: State) -> State:
+    updates, opt_state = optimizer.update(grads, state['opt_state'], state['params'])
+    return {'step': state['step'] + 1, 'params': optax.apply_updates(state['params'], updates),
+            'opt_state': opt_state}
+
+  # A conditional rather than a select between the new and the old state: the select reads both, which makes
+  # XLA copy the whole (donated) state every step.
+  new_state = jax.lax.cond(finite, apply_update, lambda state: state, state)
   metrics = dict(metrics, loss=loss, grad_norm=grad_norm, lr=schedule(state['step']),
                  param_norm=optax.tree.norm(state['params']), nonfinite=~finite)
   return new_state, metrics

@@ -268,7 +268,8 @@ def evaluate_pretrainer(run: Run, params: Any, split: str) -> dict[str, float]:
 def _jit_eval(fn, mesh, with_index: bool = False):
   replicated, sharded = partitioning.replicated(mesh), partitioning.batch_sharded(mesh)
   in_shardings = (replicated, sharded, replicated) if with_index else (replicated, sharded)
-  return jax.jit(fn, in_shardings=in_shardings, out_shardings=sharded)
+  return jax.jit(fn, in_shardings=in_shardings, out_shardings=sharded,
+                 compiler_options=partitioning.inference_compiler_options())
 
 
 def run_pretrain(run: Run) -> Any:

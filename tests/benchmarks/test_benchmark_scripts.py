@@ -18,35 +18,48 @@ TINY = ['--configs=n_ucla', '--d_model=16', '--num_heads=2', '--num_layers=1', '
 def test_train_step_prints_a_table_and_writes_json(tmp_path, capsys):
   pytest.importorskip('torch', reason='the PyTorch baseline is optional (pip install torch==2.13.0)')
   output = tmp_path / 'train_step.json'
-  payload = train_step.main(TINY + ['--batch_size=2', '--steps_per_block=1', f'--output={output}'])
+  payload = train_step.main(TINY + ['--batch_size=2', '--steps_per_block=1', '--jax=default,flax_dropout',
+                                    f'--output={output}'])
   table = capsys.readouterr().out
-  assert '| n_ucla | pretrain | 2 |' in table and '| n_ucla | finetune | 2 |' in table
+  for step in ('pretrain', 'finetune'):
+    for implementation in ('jax default', 'jax flax_dropout', 'pytorch eager'):
+      assert f'| n_ucla | {step} | 2 | {implementation} |' in table
   written = json.loads(output.read_text())
   assert written['results'] == json.loads(json.dumps(payload['results']))
-  for row in written['results']:
-    assert row['jax_count'] == row['torch_count'] == 2
-    assert row['jax_median_ms'] > 0 and row['torch_median_ms'] > 0 and row['jax_compile_s'] > 0
-    assert row['speedup'] == pytest.approx(row['torch_median_ms'] / row['jax_median_ms'])
-    assert row['jax_clips_per_s'] == pytest.approx(2 / (row['jax_median_ms'] / 1e3))
+  rows = written['results']
+  assert len(rows) == 6
+  for row in rows:
+    assert row['count'] == 2 and row['median_ms'] > 0
+    assert row['clips_per_s'] == pytest.approx(2 / (row['median_ms'] / 1e3))
     assert (row['d_model'], row['num_layers'], row['ffn_dim']) == (16, 1, 32)
+  for step in ('pretrain', 'finetune'):
+    by_name = {row['implementation']: row for row in rows if row['step'] == step}
+    torch_ms = by_name['pytorch eager']['median_ms']
+    for name in ('jax default', 'jax flax_dropout'):
+      assert by_name[name]['compile_s'] > 0
+      assert by_name[name]['speedup_vs_torch'] == pytest.approx(torch_ms / by_name[name]['median_ms'])
   assert written['machine']['cpu_count'] >= 1 and 'load_average_1min' in written['machine']
 
 
-def test_train_step_without_torch_and_with_another_prng(tmp_path, capsys):
+def test_train_step_without_torch_with_another_prng_and_xla_options(capsys):
   payload = train_step.main(TINY + ['--steps=finetune', '--batch_size=2', '--steps_per_block=1', '--no_torch',
-                                    '--prng_impl=unsafe_rbg'])
+                                    '--jax=unsafe_rbg', '--xla_options=xla_cpu_enable_fast_min_max=false'])
   (row,) = payload['results']
-  assert row['prng_impl'] == 'unsafe_rbg' and 'speedup' not in row and 'torch_median_ms' not in row
-  assert '| n_ucla | finetune | 2 |' in capsys.readouterr().out
+  assert row['implementation'] == 'jax unsafe_rbg' and 'speedup_vs_torch' not in row
+  assert payload['settings']['compiler_options'] == {'xla_cpu_enable_fast_min_max': False}
+  assert '| n_ucla | finetune | 2 | jax unsafe_rbg |' in capsys.readouterr().out
 
 
 def test_inference_reports_latency_and_throughput(tmp_path, capsys):
   pytest.importorskip('torch', reason='the PyTorch baseline is optional (pip install torch==2.13.0)')
   output = tmp_path / 'inference.json'
-  inference.main(TINY + ['--batch_sizes=1,3', '--calls_per_block=2', f'--output={output}'])
+  inference.main(TINY + ['--batch_sizes=1,3', '--calls_per_block=2',
+                         '--xla_options=xla_cpu_experimental_ynn_fusion_type=', f'--output={output}'])
   table = capsys.readouterr().out
   assert '| n_ucla | 1 |' in table and '| n_ucla | 3 |' in table
-  rows = json.loads(output.read_text())['results']
+  written = json.loads(output.read_text())
+  assert written['settings']['compiler_options'] == {'xla_cpu_experimental_ynn_fusion_type': ''}
+  rows = written['results']
   assert [row['batch'] for row in rows] == [1, 3]
   for row in rows:
     assert row['jax_count'] == row['torch_count'] == 4
@@ -56,10 +69,17 @@ def test_inference_reports_latency_and_throughput(tmp_path, capsys):
 @pytest.mark.parametrize('argv, message', [
     (['--configs=penn'], '--configs'),
     (['--steps=backward'], '--steps'),
+    (['--jax=numba'], '--jax'),
 ])
 def test_train_step_rejects_unknown_choices(argv, message):
   with pytest.raises(SystemExit, match=message):
     train_step.main(argv + ['--no_torch'])
+
+
+def test_train_step_rejects_malformed_xla_options(capsys):
+  with pytest.raises(SystemExit):
+    train_step.parse_args(['--xla_options=xla_cpu_use_onednn'])
+  assert '--xla_options' in capsys.readouterr().err
 
 
 def test_inference_rejects_bad_batch_sizes(capsys):
@@ -98,3 +118,54 @@ def test_fast_random_bits_are_jax_random_bits(impl, shape):
   np.testing.assert_array_equal(layers.random_bits(key, shape), jax.random.bits(key, shape))
   for p in (0.9, 0.8, 0.5):
     np.testing.assert_array_equal(layers.bernoulli(key, p, shape), jax.random.bernoulli(key, p, shape))
+
+
+def test_package_dropout_draws_the_same_masks_as_flax_dropout():
+  """The optimised dropout (default) against flax.linen.Dropout (the 'flax_dropout' implementation)."""
+  from cascadeformer_jax.models import CascadeClassifier  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.models.presets import published_model_config  # pylint: disable=g-import-not-at-top
+
+  config = published_model_config('ntu60_xview', '1.0').replace(
+      d_model=16, num_heads=2, cross_attn_heads=2, num_layers=1, ffn_dim=32)
+  clips = np.random.default_rng(0).standard_normal((2, 5, 25, 3)).astype(np.float32)
+  model = CascadeClassifier(config)
+  params = model.init(jax.random.key(0), clips)['params']
+
+  def loss_and_grads():
+    return jax.jit(jax.value_and_grad(lambda p: model.apply(
+        {'params': p}, clips, deterministic=False, rngs={'dropout': jax.random.key(7)}).sum()))(params)
+
+  fast = loss_and_grads()
+  with train_step.flax_dropout():
+    reference = loss_and_grads()
+  deterministic = model.apply({'params': params}, clips).sum()
+  assert abs(float(fast[0]) - float(deterministic)) > 1e-3  # dropout is active
+  np.testing.assert_allclose(fast[0], reference[0], rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), fast[1], reference[1])
+
+
+def test_optimised_update_keeps_the_state_on_non_finite_loss_and_matches_a_plain_update():
+  """The step's update is a conditional (no state copies); it must still skip non-finite updates exactly."""
+  import optax  # pylint: disable=g-import-not-at-top
+
+  from cascadeformer_jax.train import steps as steps_lib  # pylint: disable=g-import-not-at-top
+
+  params = {'w': np.arange(6, dtype=np.float32).reshape(2, 3), 'b': np.ones(3, np.float32)}
+  grads = jax.tree.map(lambda p: 0.5 * p + 1.0, params)
+  optimizer = optax.adamw(1e-2, weight_decay=1e-2)
+  state = steps_lib.init_state(params, optimizer)
+  schedule = lambda step: 1e-2  # pylint: disable=unnecessary-lambda-assignment
+  new_state, metrics = jax.jit(lambda s, g, loss: steps_lib._update(  # pylint: disable=protected-access
+      s, g, loss, optimizer, schedule, {}))(state, grads, np.float32(1.0))
+  updates, expected_opt_state = optimizer.update(grads, state['opt_state'], params)
+  expected_params = optax.apply_updates(params, updates)
+  assert int(new_state['step']) == 1 and not bool(metrics['nonfinite'])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), new_state['params'], expected_params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), new_state['opt_state'],
+               expected_opt_state)
+  for bad_loss, bad_grads in ((np.float32(np.nan), grads),
+                              (np.float32(1.0), dict(grads, b=np.full(3, np.inf, np.float32)))):
+    kept, metrics = jax.jit(lambda s, g, loss: steps_lib._update(  # pylint: disable=protected-access
+        s, g, loss, optimizer, schedule, {}))(state, bad_grads, bad_loss)
+    assert bool(metrics['nonfinite']) and int(kept['step']) == 0
+    jax.tree.map(np.testing.assert_array_equal, kept, state)
