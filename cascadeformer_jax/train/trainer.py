@@ -388,17 +388,17 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
   mesh = partitioning.make_mesh()
   workdir = prepare_workdir(config)
   writer = reporting.MetricWriter(workdir, tensorboard=config.tensorboard)
-  session = Run(config, model_config, workdir, mesh, writer)
+  context = Run(config, model_config, workdir, mesh, writer)
   summary: dict[str, Any] = {'workdir': str(workdir)}
   started = time.time()
   try:
     pretrained = None
     if config.mode in ('train', 'pretrain'):
-      pretrained = run_pretrain(session)
+      pretrained = run_pretrain(context)
     if config.mode in ('train', 'finetune'):
-      run_finetune(session, pretrained)
+      run_finetune(context, pretrained)
     if config.mode in ('train', 'finetune', 'eval'):
-      summary['test'] = run_test_evaluation(session)
+      summary['test'] = run_test_evaluation(context)
   finally:
     writer.close()
   if jax.process_index() == 0:
