@@ -43,8 +43,8 @@ def experiment_config(dataset: str, model: ModelConfig, data_variant: str | None
   # t1_init: 'pretrained' (this run's stage 1 or init_from) or 'scratch'. freeze: 'none', 't1', 't1_except_last'.
   config.finetune = stage_config(optimizer='adamw', label_smoothing=0.0, freeze='none', t1_init='pretrained')
   # protocols: comma-separated extra test protocols reported side by side (trainer.PROTOCOLS), e.g.
-  # 'cross_attn_4_heads,per_clip'.
-  config.eval = ml_collections.ConfigDict(dict(batch_size=4, every_epochs=1, protocols=''))
+  # 'cross_attn_4_heads,per_clip'. multi_clip_fraction: window length of the 'multi_clip' protocol.
+  config.eval = ml_collections.ConfigDict(dict(batch_size=4, every_epochs=1, protocols='', multi_clip_fraction=0.8))
   config.checkpoint = ml_collections.ConfigDict(dict(keep=2, every_steps=0))
   config.log_every_steps = 10
   config.progress = True

@@ -35,6 +35,7 @@ def get_config():
   config.finetune.update(epochs=100, batch_size=64, optimizer='adamw', lr=3e-5, weight_decay=1e-2,
                          schedule='cosine', schedule_unit='epoch', min_lr=1e-6, label_smoothing=0.05)
   config.eval.batch_size = 64
+  # Also report three-window (start, centre, end) averaged predictions: config.eval.protocols = 'multi_clip'
   # The paper's version instead: config.pretrain.update(optimizer='adamw', weight_decay=1e-2) and
   # config.finetune.update(optimizer='sgd', momentum=0.9, weight_decay=0.0).
   return config

@@ -45,6 +45,7 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
 
   Dataset-specific sub-configs:
     ntu (NTU60 and synthetic_actions): crop_interval (train crop fraction range), test_crop_fraction,
+      test_window_position (0 = start, 0.5 = centre as the original, 1 = end of the clip),
       min_crop_frames, rotation_max_rad, person_selection ('abs_sum' = original, 'motion_variance' = paper).
     nucla: rotation_max_deg, scale_range, drop_prob (axis and joint drop), repeat (training clips per
       epoch = repeat × split size), frozen_augmentation (True: the original's one fixed draw per
@@ -110,7 +111,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     cfg.num_frames = 64
     cfg.augment = True
     cfg.ntu = ml_collections.ConfigDict(dict(
-        crop_interval=crop_interval, test_crop_fraction=test_crop_fraction, min_crop_frames=64,
+        crop_interval=crop_interval, test_crop_fraction=test_crop_fraction, test_window_position=0.5,
+        min_crop_frames=64,
         rotation_max_rad=0.3, person_selection='abs_sum'))
   return cfg
 
@@ -164,6 +166,9 @@ def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
       raise ValueError('data config: penn.pad_multiple must be >= 1')
   elif data_config.layout == 'ntu':
     check('ntu.person_selection', data_config.ntu.person_selection, ('abs_sum', 'motion_variance'))
+    if not 0 <= data_config.ntu.test_window_position <= 1:
+      raise ValueError(f'data config: ntu.test_window_position={data_config.ntu.test_window_position} must be '
+                       'in [0, 1]')
     low, high = data_config.ntu.crop_interval
     if not 0 < low <= high <= 1:
       raise ValueError(f'data config: ntu.crop_interval={data_config.ntu.crop_interval} must satisfy '

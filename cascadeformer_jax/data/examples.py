@@ -133,7 +133,8 @@ def _process_ntu(raw, settings, rng, train, where):
     start, length = transforms.ntu_train_window(
         valid_length, rng, tuple(ntu['crop_interval']), ntu['min_crop_frames'])
   else:
-    start, length = transforms.ntu_test_window(valid_length, ntu['test_crop_fraction'])
+    start, length = transforms.ntu_test_window(valid_length, ntu['test_crop_fraction'],
+                                               ntu.get('test_window_position', 0.5))
   x = transforms.ntu_crop_resize(skeleton[:valid_length], start, length, num_frames)
   if augment and ntu['rotation_max_rad'] > 0:
     theta = ntu['rotation_max_rad']

@@ -149,10 +149,14 @@ def ntu_valid_length(skeleton: np.ndarray) -> int:
   return int(np.count_nonzero(skeleton.sum(axis=(1, 2, 3)) != 0))
 
 
-def ntu_test_window(valid_length: int, crop_fraction: float = 0.95) -> tuple[int, int]:
-  """Centre window `[bias, L − bias)` with `bias = int((1 − p)·L / 2)`; returns (start, length)."""
+def ntu_test_window(valid_length: int, crop_fraction: float = 0.95, position: float = 0.5) -> tuple[int, int]:
+  """Window of length `L − 2·bias` with `bias = int((1 − p)·L / 2)`; returns (start, length).
+
+  `position` 0.5 is the original's centre window `[bias, L − bias)`; 0 and 1 put the same window at the start and
+  the end of the clip (for multi-clip evaluation).
+  """
   bias = int((1 - crop_fraction) * valid_length / 2)
-  return bias, valid_length - 2 * bias
+  return int(round(position * 2 * bias)), valid_length - 2 * bias
 
 
 def ntu_train_window(valid_length: int, rng: np.random.Generator,

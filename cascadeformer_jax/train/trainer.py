@@ -91,6 +91,8 @@ def _protocols(config: ml_collections.ConfigDict) -> list[str]:
   unknown = sorted(set(protocols) - set(PROTOCOLS))
   if unknown:
     raise ValueError(f'unknown evaluation protocols {unknown} in config.eval.protocols; known: {sorted(PROTOCOLS)}')
+  if 'multi_clip' in protocols and config.data.layout != 'ntu':
+    raise ValueError(f'the multi_clip protocol needs an NTU-style dataset, not {config.data.name}')
   return protocols
 
 
@@ -226,12 +228,13 @@ class StageRunner:
 
 
 def evaluate_classifier(run: Run, params: Any, split: str, batch_size: int | None = None,
-                        model_config: ModelConfig | None = None) -> dict[str, Any]:
+                        model_config: ModelConfig | None = None,
+                        data_config: ml_collections.ConfigDict | None = None) -> dict[str, Any]:
   """Top-1/top-5 accuracy, loss and mean class accuracy of a classifier on a split (plus raw predictions)."""
   batch_size = batch_size or run.config.eval.batch_size
   model_config = model_config or run.model_config
   partitioning.check_batch_size(batch_size, run.mesh)
-  iterator = data_lib.make_eval_iterator(run.config.data, batch_size, split=split)
+  iterator = data_lib.make_eval_iterator(data_config or run.config.data, batch_size, split=split)
   padding_aware = model_config.pooling == 'masked_mean' or model_config.attention_padding_mask
   step = _jit_eval(steps_lib.make_classifier_eval_step(CascadeClassifier(model_config), padding_aware), run.mesh)
   gathered = predictions.gather_predictions(lambda batch, index: step(params, batch), iterator, run.mesh)
@@ -240,15 +243,36 @@ def evaluate_classifier(run: Run, params: Any, split: str, batch_size: int | Non
           'label': gathered['label'], 'index': gathered['index']}
 
 
-# Alternative evaluation protocols, reported next to the main one with --config.eval.protocols=a,b.
+def _multi_clip_metrics(run: Run, params: Any, split: str) -> dict[str, float]:
+  """Averages the class probabilities of three windows (start, centre, end) of each NTU-style clip."""
+  if run.config.data.layout != 'ntu':
+    raise ValueError('the multi_clip protocol needs an NTU-style dataset (fixed windows of longer clips)')
+  probabilities, labels = [], None
+  for position in (0.0, 0.5, 1.0):
+    data_config = run.config.data.copy_and_resolve_references()
+    data_config.ntu.test_crop_fraction = run.config.eval.multi_clip_fraction
+    data_config.ntu.test_window_position = position
+    evaluation = evaluate_classifier(run, params, split, data_config=data_config)
+    probabilities.append(jax.nn.softmax(evaluation['logits'].astype(np.float64), axis=-1))
+    labels = evaluation['label']
+  return metrics_lib.classification_metrics(np.log(np.mean(probabilities, axis=0)), labels)
+
+
+# Alternative evaluation protocols, reported next to the main one with --config.eval.protocols=a,b:
+# name -> (run, params, split) -> metrics.
 PROTOCOLS = {
     # The original evaluated Penn Action and N-UCLA with a 4-head cross-attention (quirk Q1).
-    'cross_attn_4_heads': lambda run: (run.model_config.replace(cross_attn_heads=4), None),
+    'cross_attn_4_heads': lambda run, params, split: evaluate_classifier(
+        run, params, split, model_config=run.model_config.replace(cross_attn_heads=4))['metrics'],
     # Padded frames masked out of attention and pooling (changes the outputs of the published weights).
-    'padding_aware': lambda run: (run.model_config.replace(pooling='masked_mean', attention_padding_mask=True),
-                                  None),
+    'padding_aware': lambda run, params, split: evaluate_classifier(
+        run, params, split, model_config=run.model_config.replace(
+            pooling='masked_mean', attention_padding_mask=True))['metrics'],
     # One clip per batch: no padding at all, so predictions do not depend on the batch composition (Penn).
-    'per_clip': lambda run: (run.model_config, len(run.mesh.devices.flat)),
+    'per_clip': lambda run, params, split: evaluate_classifier(
+        run, params, split, batch_size=len(run.mesh.devices.flat))['metrics'],
+    # Three windows per clip (start, centre, end; eval.multi_clip_fraction of the clip each), probabilities averaged.
+    'multi_clip': _multi_clip_metrics,
 }
 
 
@@ -364,8 +388,7 @@ def run_test_evaluation(run: Run) -> dict[str, Any]:
   if protocols:
     results['protocols'] = {}
     for name in protocols:
-      model_config, batch_size = PROTOCOLS[name](run)
-      results['protocols'][name] = evaluate_classifier(run, params, split, batch_size, model_config)['metrics']
+      results['protocols'][name] = PROTOCOLS[name](run, params, split)
   run.writer.write('test', 0, evaluation['metrics'], split=split)
   if jax.process_index() == 0:
     title = f'{run.config.data.name}: CascadeFormer {run.model_config.variant} ({split} split)'

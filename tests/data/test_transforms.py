@@ -238,3 +238,10 @@ def test_skeleton_parent_tables_are_trees():
         assert joint not in seen
         seen.add(joint)
         joint = parents[joint]
+
+
+def test_ntu_test_window_positions():
+  assert transforms.ntu_test_window(103, 0.95) == (2, 99)
+  assert transforms.ntu_test_window(103, 0.95, 0.5) == (2, 99)
+  assert transforms.ntu_test_window(100, 0.75, 0.0) == (0, 76)
+  assert transforms.ntu_test_window(100, 0.75, 1.0) == (24, 76)

@@ -68,3 +68,15 @@ def test_unknown_protocol_is_rejected_before_training(fixture_data_dir, tmp_path
   with pytest.raises(ValueError, match=r"unknown evaluation protocols \['ten_crop'\]"):
     trainer.run(config)
   assert not (tmp_path / 'run' / 'pretrain').exists()
+
+
+def test_multi_clip_protocol(fixture_data_dir, tmp_path, fast_compile):
+  config = smoke_config('ntu60_xsub', '1.0', fixture_data_dir, tmp_path / 'run')
+  config.eval.protocols = 'multi_clip,per_clip'
+  results = trainer.run(config)['test']
+  assert results['protocols']['multi_clip']['count'] == results['count']
+  assert results['protocols']['per_clip']['accuracy'] == results['accuracy']
+  config = smoke_config('n_ucla', '1.0', fixture_data_dir, tmp_path / 'nucla')
+  config.eval.protocols = 'multi_clip'
+  with pytest.raises(ValueError, match='multi_clip protocol needs an NTU-style dataset'):
+    trainer.run(config)
