@@ -1,6 +1,6 @@
 r"""Time and peak memory of converting a published-size checkpoint folder (needs PyTorch to write the files).
 
-    python -m benchmarks.convert_memory --dataset=ntu60_xsub --variant=1.0 --workdir=/tmp/convert_bench
+    python -m benchmarks.convert_memory --dataset=ntu60_xsub --variant=1.0
 
 Writes the five files of a randomly initialised model of the published size with ``torch.save`` (the published
 layout), then converts them in a fresh process (no PyTorch imported there) and reports the process's peak
@@ -13,6 +13,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--dataset', default='ntu60_xsub', choices=sorted(_PREFIX))
   parser.add_argument('--variant', default='1.0', choices=('1.0', '1.1', '1.2'))
-  parser.add_argument('--workdir', default='/tmp/cascadeformer_convert_benchmark')
+  parser.add_argument('--workdir', default=str(pathlib.Path(tempfile.gettempdir()) / 'cascadeformer_convert_benchmark'))
   parser.add_argument('--keep', action='store_true', help='keep the written files')
   args = parser.parse_args()
   workdir = pathlib.Path(args.workdir)

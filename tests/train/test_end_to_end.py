@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 
@@ -36,7 +37,7 @@ def test_train_every_dataset_and_variant(dataset, variant, fixture_data_dir, tmp
   for stage, kind in (('pretrain', 'pretrained'), ('finetune', 'classifier')):
     stored, params = checkpoint_io.load_model_dir(workdir / stage / 'final', kind)
     assert stored.variant == variant
-    assert all(np.all(np.isfinite(leaf)) for leaf in __import__('jax').tree.leaves(params))
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(params))
   results = json.loads((workdir / 'results.json').read_text())
   assert results['count'] == summary['test']['count'] > 0
   assert 0.0 <= results['accuracy'] <= 1.0
