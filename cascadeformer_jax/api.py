@@ -21,8 +21,8 @@ from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax import configuration
 from cascadeformer_jax.convert.convert import read_published_folder
 from cascadeformer_jax.models import CascadeClassifier
-from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models import ModelConfig
+from cascadeformer_jax.models.pretraining import pretraining_module
 from cascadeformer_jax.train import partitioning
 
 
@@ -71,14 +71,14 @@ class Classifier:
 
 @dataclasses.dataclass(frozen=True)
 class Pretrained:
-  """A pretrained T1 with its reconstruction decoder."""
+  """A pretrained T1 with its pretraining head (a reconstruction decoder unless trained otherwise)."""
 
   config: ModelConfig
   params: Any
 
   @functools.cached_property
   def _module(self):
-    return MaskedPretrainer(self.config)
+    return pretraining_module(self.config)
 
   @functools.cached_property
   def _reconstruct(self):
@@ -87,11 +87,14 @@ class Pretrained:
 
   @functools.cached_property
   def _encode(self):
-    return jax.jit(lambda params, x: self._module.apply({'params': params}, x, method=MaskedPretrainer.encode),
+    return jax.jit(lambda params, x: self._module.apply({'params': params}, x, method='encode'),
                    compiler_options=partitioning.inference_compiler_options())
 
   def reconstruct(self, clips: Any) -> np.ndarray:
     """(B, T, J, C) (masked slots set to 0) -> reconstruction (B, T, J, C)."""
+    if self.config.decoder == 'features':
+      raise ValueError('this T1 was pretrained by feature prediction: it has no reconstruction decoder; '
+                       'use encode()')
     return np.asarray(self._reconstruct(self.params, _as_clips(clips, self.config)))
 
   def encode(self, clips: Any) -> np.ndarray:

@@ -4,7 +4,7 @@ A model directory is what conversion writes and what users share::
 
     <dir>/model.json     {"format": ..., "model": <ModelConfig>, "contents": [...], "source": {...}}
     <dir>/classifier/    Orbax checkpoint {'params': CascadeClassifier params}      (if present)
-    <dir>/pretrained/    Orbax checkpoint {'params': MaskedPretrainer params}        (if present)
+    <dir>/pretrained/    Orbax checkpoint {'params': T1 + pretraining head params}   (if present)
 """
 
 import json
@@ -19,8 +19,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from cascadeformer_jax.models import CascadeClassifier
-from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models import ModelConfig
+from cascadeformer_jax.models.pretraining import pretraining_module
 
 FORMAT = 'cascadeformer_jax.model_dir/1'
 METADATA_FILE = 'model.json'
@@ -32,6 +32,8 @@ KINDS = (CLASSIFIER, PRETRAINED)
 RUNTIME_FIELDS = frozenset({
     't1_dropout', 't2_dropout', 'spatial_dropout', 'cross_attn_dropout', 'head_dropout', 'spatial_heads',
     'cross_attn_heads', 'num_heads', 'pooling', 'attention_padding_mask', 'dtype'})
+# Fields of the pretraining head only: a classifier can be loaded with any values for them.
+PRETRAINING_HEAD_FIELDS = frozenset({'decoder', 'decoder_patch', 'decoder_layers', 'target_width', 'target_levels'})
 
 
 class ModelDirError(ValueError):
@@ -46,7 +48,7 @@ def module_for(kind: str, config: ModelConfig):
   if kind == CLASSIFIER:
     return CascadeClassifier(config)
   if kind == PRETRAINED:
-    return MaskedPretrainer(config)
+    return pretraining_module(config)
   raise ValueError(f'unknown model kind {kind!r}; expected one of {KINDS}')
 
 
@@ -153,22 +155,24 @@ def read_model_dir_metadata(path: str | os.PathLike) -> dict[str, Any]:
   return metadata
 
 
-def resolve_config(stored: ModelConfig, requested: ModelConfig | None, where: str) -> ModelConfig:
+def resolve_config(stored: ModelConfig, requested: ModelConfig | None, where: str,
+                   kind: str | None = None) -> ModelConfig:
   """The config to build a stored model with: ``requested`` if its parameter shapes agree with ``stored``."""
   if requested is None:
     return stored
+  ignored = RUNTIME_FIELDS | (PRETRAINING_HEAD_FIELDS if kind == CLASSIFIER else frozenset())
   stored_values, requested_values = stored.to_dict(), requested.to_dict()
   differences = [f'{name}: stored {stored_values[name]!r}, requested {requested_values[name]!r}'
                  for name in stored_values
-                 if name not in RUNTIME_FIELDS and stored_values[name] != requested_values[name]]
+                 if name not in ignored and stored_values[name] != requested_values[name]]
   if differences:
     raise ModelDirError(f'{where} holds a different architecture than the config asks for: '
                         + '; '.join(differences))
   return requested
 
 
-def load_model_dir(path: str | os.PathLike, kind: str,
-                   config: ModelConfig | None = None) -> tuple[ModelConfig, Any]:
+def load_model_dir(path: str | os.PathLike, kind: str, config: ModelConfig | None = None,
+                   any_pretraining_head: bool = False) -> tuple[ModelConfig, Any]:
   """Restores ``kind`` ('classifier' or 'pretrained') from a model directory.
 
   Args:
@@ -176,6 +180,8 @@ def load_model_dir(path: str | os.PathLike, kind: str,
     kind: which model to restore.
     config: optional config to build the model with; it must have the stored architecture but may change
       runtime fields (head counts, dropouts, pooling, dtype).
+    any_pretraining_head: take the pretraining head (decoder fields) from the directory, whatever ``config``
+      says (for callers that only use T1).
 
   Returns:
     (config, params) with params as host NumPy-backed JAX arrays.
@@ -188,7 +194,9 @@ def load_model_dir(path: str | os.PathLike, kind: str,
     stored = ModelConfig.from_dict(metadata['model'])
   except (KeyError, TypeError, ValueError) as e:
     raise ModelDirError(f'{path / METADATA_FILE}: invalid model config ({e})') from None
-  config = resolve_config(stored, config, str(path))
+  if config is not None and any_pretraining_head:
+    config = config.replace(**{name: getattr(stored, name) for name in PRETRAINING_HEAD_FIELDS})
+  config = resolve_config(stored, config, str(path), kind)
   expected = abstract_params(kind, config)
   checkpointer = ocp.StandardCheckpointer()
   try:
@@ -204,11 +212,13 @@ def load_model_dir(path: str | os.PathLike, kind: str,
   return config, restored['params']
 
 
-def load_params(path: str, kind_preference: tuple[str, ...], config: ModelConfig) -> tuple[str, Any]:
+def load_params(path: str, kind_preference: tuple[str, ...], config: ModelConfig,
+                any_pretraining_head: bool = False) -> tuple[str, Any]:
   """Loads (kind, params) of the first available kind from any place a user can point at.
 
   ``path`` is a model directory, a training work directory (its finetune/best, finetune/final or
-  pretrain/final) or ``hf:<folder>``, a published PyTorch folder converted on the fly.
+  pretrain/final) or ``hf:<folder>``, a published PyTorch folder converted on the fly. With
+  ``any_pretraining_head`` a pretrained model loads whatever its pretraining objective was.
   """
   if path.startswith('hf:'):
     from cascadeformer_jax.convert.convert import read_published_folder  # pylint: disable=g-import-not-at-top
@@ -223,6 +233,6 @@ def load_params(path: str, kind_preference: tuple[str, ...], config: ModelConfig
   for kind in kind_preference:  # The preferred kind wins over the order of the candidates.
     for candidate in model_dirs:
       if kind in read_model_dir_metadata(candidate)['contents']:
-        return kind, load_model_dir(candidate, kind, config)[1]
+        return kind, load_model_dir(candidate, kind, config, any_pretraining_head)[1]
   raise ModelDirError(f'{path}: no {" or ".join(kind_preference)} model there (expected a model directory, a '
                       'training work directory, or hf:<published folder>)')

@@ -11,6 +11,7 @@ import ml_collections
 
 from cascadeformer_jax.models import presets
 from cascadeformer_jax.models.config import ModelConfig
+from cascadeformer_jax.train import objectives
 
 
 def stage_config(**overrides) -> ml_collections.ConfigDict:
@@ -29,23 +30,29 @@ def experiment_config(dataset: str, model: ModelConfig, data_variant: str | None
                       ) -> ml_collections.ConfigDict:
   """An experiment config with every field the training entry point reads, set to neutral defaults."""
   from cascadeformer_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-
   config = ml_collections.ConfigDict()
   config.dataset = dataset
-  config.mode = 'train'  # 'train' (pretrain + finetune + test), 'pretrain', 'finetune' or 'eval'.
+  config.mode = 'train'  # 'train' (pretrain + finetune + test), 'pretrain', 'finetune', 'eval' or 'probe'.
   config.workdir = ''  # Default: workdirs/<config file name>.
   config.seed = 42
   config.init_from = ''  # Model directory, training work directory or 'hf:<published folder>'.
   config.published_accuracy = 0.0
   config.model = ml_collections.ConfigDict(model.to_dict())
   config.data = data_lib.default_data_config(dataset, data_variant)
-  config.pretrain = stage_config(mask_ratio=0.3, mask_mode='joints')
+  # objective: 'masked_joints' (the paper's), 'focal', 'query_decoder' or 'feature_prediction'
+  # (train/objectives.py); focal / feature_prediction hold that objective's settings.
+  config.pretrain = stage_config(mask_ratio=0.3, mask_mode='joints', **objectives.stage_defaults())
   # t1_init: 'pretrained' (this run's stage 1 or init_from) or 'scratch'. freeze: 'none', 't1', 't1_except_last'.
   config.finetune = stage_config(optimizer='adamw', label_smoothing=0.0, freeze='none', t1_init='pretrained')
   # protocols: comma-separated extra test protocols reported side by side (trainer.PROTOCOLS), e.g.
   # 'cross_attn_4_heads,per_clip'. multi_clip_fraction: window length of the 'multi_clip' protocol.
   config.eval = ml_collections.ConfigDict(dict(batch_size=4, every_epochs=1, protocols='', multi_clip_fraction=0.8))
-  config.checkpoint = ml_collections.ConfigDict(dict(keep=2, every_steps=0))
+  # mode 'probe': linear probe (SGD + cosine decay on standardised frozen features) and kNN (cosine) of T1;
+  # t1_init 'pretrained' (this run's stage 1 or init_from) or 'scratch' (a random T1, the baseline).
+  config.probe = ml_collections.ConfigDict(dict(epochs=100, batch_size=256, lr=0.1, momentum=0.9,
+                                                weight_decay=0.0, knn_k=1, seed=0, t1_init='pretrained'))
+  # Checkpoints at the end of every `every_epochs`-th epoch, every `every_steps` steps (0 = off) and at the end.
+  config.checkpoint = ml_collections.ConfigDict(dict(keep=2, every_steps=0, every_epochs=1))
   config.log_every_steps = 10
   config.progress = True
   config.tensorboard = True
@@ -82,11 +89,13 @@ def model_config(config: Any) -> ModelConfig:
     config = load_config_file(config)
   if isinstance(config, ml_collections.ConfigDict):
     config = config.to_dict()
+
   if not isinstance(config, dict):
     raise TypeError(f'cannot build a model config from {type(config).__name__}')
+  objective = config.get('pretrain', {}).get('objective', 'masked_joints')
   if 'model' in config:
     config = config['model']
-  return ModelConfig.from_dict(config)
+  return objectives.model_config_for_objective(objective, ModelConfig.from_dict(config))
 
 
 def quiet_logs() -> None:

@@ -1,6 +1,7 @@
 r"""Trains and evaluates CascadeFormer.
 
-    python -m cascadeformer_jax.main --config=configs/nucla_v1_1.py [--config.mode=train|pretrain|finetune|eval]
+    python -m cascadeformer_jax.main --config=configs/nucla_v1_1.py
+        [--config.mode=train|pretrain|finetune|eval|probe]
         [--config.workdir=workdirs/nucla_v1_1] [--config.finetune.lr=1e-4 ...]
 
 See the README for the work directory layout and the configs for the recipes.
@@ -47,6 +48,10 @@ def main(argv):
     if test.get('published_accuracy'):
       line += f'; published {test["published_accuracy"]:.4f}'
     print(line)
+  if 'probe' in summary:
+    probe = summary['probe']
+    print(f'linear probe accuracy {probe["linear_probe_accuracy"]:.4f}, kNN (k={probe["knn_k"]}) accuracy '
+          f'{probe["knn_accuracy"]:.4f} on {probe["num_test"]} clips')
   print(f'work directory: {summary["workdir"]} ({summary["seconds"]:.0f} s)')
   return 0
 

@@ -8,6 +8,7 @@ with a visible reason, unless ``CASCADEFORMER_REQUIRE_GOLDEN=1`` (set by ``.ci/r
 import os
 import pathlib
 
+import jax
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -45,3 +46,12 @@ def golden_dir() -> pathlib.Path:
 def shared_data_dir(golden_dir) -> pathlib.Path:
   """``shared/data`` (dataset metadata such as the NTU missing-sample list), beside the golden dir."""
   return golden_dir.parent / 'data'
+
+
+@pytest.fixture
+def fast_compile():
+  """Tiny models: XLA's optimisation passes cost more compile time than they save (as in the Flax examples)."""
+  previous = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
+  yield
+  jax.config.update('jax_disable_most_optimizations', previous)

@@ -11,4 +11,5 @@ from cascadeformer_jax.data.examples import process_example
 from cascadeformer_jax.data.pipeline import DataIterator
 from cascadeformer_jax.data.pipeline import make_eval_iterator
 from cascadeformer_jax.data.pipeline import make_train_iterator
+from cascadeformer_jax.data.pipeline import num_examples
 from cascadeformer_jax.data.pipeline import open_data_source

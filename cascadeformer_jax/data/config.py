@@ -35,6 +35,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     drop_remainder: drop the last incomplete global batch of each training epoch.
     holdout_fraction: stratified fraction of the training split held out (the original discards 5 % with
       scikit-learn's RNG, which cannot be replayed; 0 keeps all clips). Read with split='holdout'.
+    label_fraction: semi-supervised training on a class-balanced subset of the training clips (after the
+      hold-out): max(1, round(fraction·n_c)) clips of every class c; 1 keeps all.
     representation: input representation, one of `transforms.REPRESENTATIONS` ('joint' = original).
     bad_values: 'error' (default: NaN/inf coordinates raise, naming the example) or 'zero' (set them to 0
       and count them in the batch's `nonfinite_count`).
@@ -71,6 +73,7 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
   cfg.seed = 42
   cfg.drop_remainder = True
   cfg.holdout_fraction = 0.0
+  cfg.label_fraction = 1.0
   cfg.representation = 'joint'
   cfg.bad_values = 'error'
   cfg.num_workers = 0
@@ -157,6 +160,8 @@ def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
   check('bad_values', data_config.bad_values, ('error', 'zero'))
   if not 0 <= data_config.holdout_fraction < 1:
     raise ValueError(f'data config: holdout_fraction={data_config.holdout_fraction} must be in [0, 1)')
+  if not 0 < data_config.get('label_fraction', 1.0) <= 1:
+    raise ValueError(f'data config: label_fraction={data_config.label_fraction} must be in (0, 1]')
   if data_config.num_workers < 0 or data_config.num_threads < 0:
     raise ValueError('data config: num_workers and num_threads must be >= 0')
   if data_config.layout == 'penn':

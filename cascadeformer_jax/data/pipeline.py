@@ -34,7 +34,7 @@ from cascadeformer_jax.data import transforms
 _STATE_VERSION = 1
 _INFINITE_STOP = 2**62
 # Seed-sequence tags keep the streams of shuffling, fresh and frozen augmentation apart.
-_SHUFFLE, _BATCH_ORDER, _FRESH, _FROZEN, _HOLDOUT = 1, 2, 3, 4, 5
+_SHUFFLE, _BATCH_ORDER, _FRESH, _FROZEN, _HOLDOUT, _LABEL_SUBSET = 1, 2, 3, 4, 5, 6
 
 
 # --- Plans -----------------------------------------------------------------------------------------
@@ -292,18 +292,35 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
   return held
 
 
+def balanced_label_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+  """Boolean (N,) mask keeping max(1, round(fraction·n_c)) random clips of every class c (semi-supervised)."""
+  kept = np.zeros(len(labels), bool)
+  rng = np.random.default_rng([seed, _LABEL_SUBSET])
+  for label in np.unique(labels):
+    members = np.flatnonzero(labels == label)
+    kept[rng.permutation(members)[:max(1, int(round(fraction * len(members))))]] = True
+  return kept
+
+
 def _split_examples(data_config, source, split: str, where: str) -> np.ndarray:
+  """Indices of the split's examples: the training split minus the hold-out, reduced to the labelled subset."""
   num_examples = len(source)
   if num_examples == 0:
     raise ValueError(f'{where}: the data source is empty')
   indices = np.arange(num_examples)
-  fraction = data_config.holdout_fraction
-  if fraction > 0 and split in (data_config.train_split, 'holdout'):
-    labels = np.array([int(np.asarray(source[i]['label'])) for i in indices])
-    held = stratified_holdout(labels, fraction, data_config.seed)
-    indices = indices[held] if split == 'holdout' else indices[~held]
-  elif split == 'holdout':
+  holdout, label_fraction = data_config.holdout_fraction, data_config.get('label_fraction', 1.0)
+  if split == 'holdout' and not holdout > 0:
     raise ValueError("split='holdout' needs data.holdout_fraction > 0")
+  if split not in (data_config.train_split, 'holdout') or (holdout <= 0 and label_fraction >= 1):
+    return indices
+  labels = np.array([int(np.asarray(source[i]['label'])) for i in indices])
+  if holdout > 0:
+    held = stratified_holdout(labels, holdout, data_config.seed)
+    if split == 'holdout':
+      return indices[held]
+    indices, labels = indices[~held], labels[~held]
+  if label_fraction < 1:
+    indices = indices[balanced_label_subset(labels, label_fraction, data_config.seed)]
   return indices
 
 
@@ -367,8 +384,10 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
                    lengths=None if lengths is None else np.tile(lengths, repeat),
                    bucket_window=bucket_window)
   if plan.num_batches == 0:
+    fraction = data_config.get('label_fraction', 1.0)
+    subset = f', data.label_fraction={fraction}' if fraction < 1 else ''
     raise ValueError(f'{where}: {num_virtual} examples do not fill one global batch of '
-                     f'{global_batch_size} (drop_remainder=True)')
+                     f'{global_batch_size} (drop_remainder=True{subset})')
   loader = ElementLoader(source, plan, settings, train=train, examples=indices,
                          process_index=process_index, local_batch_size=local_batch, where=where,
                          rng_mode=rng_mode, seed=element_seed, lengths=lengths,
@@ -424,6 +443,13 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, global_batch_siz
   return _make_iterator(data_config, global_batch_size, split=data_config.train_split, train=True,
                         source=source, process_index=process_index, process_count=process_count,
                         seed=seed, num_workers=num_workers)
+
+
+def num_examples(data_config: ml_collections.ConfigDict, split: str, *, source: Any = None) -> int:
+  """Number of distinct examples a pipeline reads from `split` (after the hold-out and the labelled subset)."""
+  source_split = data_config.train_split if split == 'holdout' else split
+  source = open_data_source(data_config, source_split) if source is None else source
+  return len(_split_examples(data_config, source, split, f'{data_config.name}/{split}'))
 
 
 def make_eval_iterator(data_config: ml_collections.ConfigDict, global_batch_size: int,

@@ -73,7 +73,9 @@ class FrameEmbedding(nn.Module):
 class T1(nn.Module):
   """Temporal transformer T1: frame embedding + learned positional table + L encoder layers.
 
-  (B, T, J, C) -> (B, T, d). Requires T <= pos_len.
+  (B, T, J, C) -> (B, T, d). Requires T <= pos_len. ``positions`` (B, T) int gives each input frame's index in
+  the positional table (default 0..T-1), so a subset of a clip's frames can be encoded (the query-decoder
+  pretraining encodes only the visible frames).
   """
 
   config: ModelConfig
@@ -83,6 +85,7 @@ class T1(nn.Module):
                x: Array,
                *,
                frame_mask: Array | None = None,
+               positions: Array | None = None,
                deterministic: bool = True) -> Array:
     cfg = self.config
     if x.ndim != 4:
@@ -97,7 +100,10 @@ class T1(nn.Module):
       pos_init = nn.initializers.truncated_normal(stddev=0.02, lower=-2.0 / 0.02, upper=2.0 / 0.02)
     pos_embedding = self.param('pos_embedding', pos_init, (1, cfg.pos_len, cfg.d_model))
     h = FrameEmbedding(cfg, name='embedding')(x, deterministic=deterministic)
-    h = h + pos_embedding[:, :num_frames].astype(h.dtype)
+    if positions is None:
+      h = h + pos_embedding[:, :num_frames].astype(h.dtype)
+    else:
+      h = h + jnp.take(pos_embedding[0], positions, axis=0).astype(h.dtype)
     return Encoder(
         cfg.num_layers, cfg.num_heads, cfg.ffn_dim, cfg.t1_dropout, dtype=cfg.compute_dtype,
         name='encoder')(h, key_padding_mask=_attention_mask(cfg, frame_mask), deterministic=deterministic)

@@ -12,7 +12,10 @@ SPATIAL_FORMS = ('project_back', 'concat')
 CROSS_ATTENTIONS = ('simple', 'ffn')
 HEADS = ('linear', 'mlp')
 POOLINGS = ('mean', 'masked_mean')
-DECODERS = ('linear', 'mlp', 'mlp_residual')
+RECONSTRUCTION_DECODERS = ('linear', 'mlp', 'mlp_residual')
+# 'query': AMR-style cross-attention decoder with learnable queries; 'features': GFP-style feature predictors and
+# target network (models/pretraining.py).
+DECODERS = RECONSTRUCTION_DECODERS + ('query', 'features')
 POS_INITS = ('trunc_normal', 'zeros')
 
 
@@ -39,7 +42,13 @@ class ModelConfig:
     cross_attn_heads: heads of the cross-attention; None = num_heads. The original evaluated Penn and N-UCLA
       with 4 (quirk Q1); the parameters do not depend on it.
     head: 'linear' or 'mlp'; None = the layout's head.
-    decoder: pretraining reconstruction decoder: 'linear' (published), 'mlp' or 'mlp_residual' (ablations).
+    decoder: head of the pretraining model: 'linear' (published), 'mlp' or 'mlp_residual' (the paper's
+      ablations) reconstruct the joints; 'query' is the cross-attention decoder of the query_decoder objective,
+      'features' the feature predictors + target network of the feature_prediction objective.
+    decoder_patch: 'query': frames per predicted temporal patch (r); clips need T divisible by r.
+    decoder_layers: 'query': number of cross-attention decoder layers.
+    target_width: 'features': width of the target features (0 = d_model).
+    target_levels: 'features': number of hierarchy levels (level l pools 2^(l-1) frames).
     pos_init: 'trunc_normal' (std 0.02) or 'zeros' (Penn 1.0).
     pooling: 'mean' over all frames (original, includes padding) or 'masked_mean' over real frames.
     attention_padding_mask: mask padded frames out of every temporal attention (changes outputs of the
@@ -68,6 +77,10 @@ class ModelConfig:
   cross_attn_heads: int | None = None
   head: str | None = None
   decoder: str = 'linear'
+  decoder_patch: int = 4
+  decoder_layers: int = 1
+  target_width: int = 0
+  target_levels: int = 3
   pos_init: str = 'trunc_normal'
   pooling: str = 'mean'
   attention_padding_mask: bool = False
@@ -100,10 +113,13 @@ class ModelConfig:
     _check_choice('pooling', self.pooling, POOLINGS)
     _check_choice('dtype', self.dtype, ('float32', 'bfloat16'))
     for name in ('num_joints', 'coords', 'd_model', 'num_heads', 'num_layers', 'num_classes', 'pos_len',
-                 'ffn_dim', 'spatial_heads', 'cross_attn_heads'):
+                 'ffn_dim', 'spatial_heads', 'cross_attn_heads', 'decoder_patch', 'decoder_layers',
+                 'target_levels'):
       value = getattr(self, name)
       if not isinstance(value, int) or value <= 0:
         raise ValueError(f'model.{name} must be a positive integer, got {value!r}')
+    if not isinstance(self.target_width, int) or self.target_width < 0:
+      raise ValueError(f'model.target_width must be a non-negative integer, got {self.target_width!r}')
     _check_divides('d_model', self.d_model, 'num_heads', self.num_heads)
     _check_divides('d_model', self.d_model, 'cross_attn_heads', self.cross_attn_heads)
     if self.variant == '1.2':
@@ -118,6 +134,11 @@ class ModelConfig:
     if self.spatial_form == 'concat':
       return self.d_model // self.num_joints
     return self.d_model
+
+  @property
+  def feature_width(self) -> int:
+    """Width of the feature_prediction targets."""
+    return self.target_width or self.d_model
 
   @property
   def compute_dtype(self) -> Any:

@@ -8,14 +8,14 @@ gradient reduction when the batch is sharded on the 'data' axis).
 from collections.abc import Callable
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
 
 from cascadeformer_jax.models import CascadeClassifier
-from cascadeformer_jax.models import MaskedPretrainer
-from cascadeformer_jax.train import masking
+from cascadeformer_jax.train import objectives
 
 State = dict[str, Any]
 Batch = dict[str, jax.Array]
@@ -26,7 +26,7 @@ def init_state(params: Any, optimizer: optax.GradientTransformation) -> State:
   return {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': optimizer.init(params)}
 
 
-def _frame_mask(batch: Batch, use_mask: bool) -> jax.Array | None:
+def frame_mask(batch: Batch, use_mask: bool) -> jax.Array | None:
   if not use_mask or 'lengths' not in batch:
     return None
   num_frames = batch['skeleton'].shape[1]
@@ -52,38 +52,28 @@ def _update(state: State, grads: Any, loss: jax.Array, optimizer: optax.Gradient
   return new_state, metrics
 
 
-def make_pretrain_step(model: MaskedPretrainer, optimizer: optax.GradientTransformation,
+def make_pretrain_step(model: nn.Module, optimizer: optax.GradientTransformation,
                        schedule: optax.Schedule, stage: ml_collections.ConfigDict,
                        padding_aware: bool = False) -> Callable[[State, Batch, jax.Array], tuple[State, Metrics]]:
-  """Masked-joint pretraining step.
+  """Pretraining step of ``stage.objective`` (train/objectives.py; default the paper's masked joints).
 
-  Per clip, ``max(1, floor(mask_ratio * T * J))`` (frame, joint) slots (mask_mode 'joints', the paper's), or
-  whole frames ('frames'), are zeroed in the input; the loss is the MSE over masked entries against the
-  unmasked clip. 'none' reconstructs the unmasked input (loss over all entries). On padded batches the mask
-  and the loss include padded frames, as in the original, unless ``padding_aware``.
+  masked_joints: per clip, ``max(1, floor(mask_ratio * T * J))`` (frame, joint) slots (mask_mode 'joints',
+  the paper's), or whole frames ('frames'), are zeroed in the input; the loss is the MSE over masked entries
+  against the unmasked clip. 'none' reconstructs the unmasked input (loss over all entries). On padded batches
+  the mask and the loss include padded frames, as in the original, unless ``padding_aware``.
   """
-  mode = stage.get('mask_mode', 'joints')
-  if mode not in masking.MASK_MODES:
-    raise ValueError(f'mask_mode must be one of {masking.MASK_MODES}, got {mode!r}')
-  ratio = float(stage.get('mask_ratio', 0.3))
+  objective = objectives.make_objective(model, stage)
 
   def step(state: State, batch: Batch, rng: jax.Array) -> tuple[State, Metrics]:
     rng = jax.random.fold_in(rng, state['step'])
     mask_rng, dropout_rng = jax.random.split(rng)
-    clips = batch['skeleton']
-    batch_size, num_frames, num_joints, _ = clips.shape
-    mask = masking.draw_mask(mode, mask_rng, batch_size, num_frames, num_joints, ratio)
-    frame_mask = _frame_mask(batch, padding_aware)
-    loss_mask = mask if frame_mask is None else mask & frame_mask[:, :, None]
-    inputs = clips if mode == 'none' else masking.apply_mask(clips, mask)
+    valid = frame_mask(batch, padding_aware)
 
     def loss_fn(params):
-      reconstruction = model.apply({'params': params}, inputs, frame_mask=frame_mask, deterministic=False,
-                                   rngs={'dropout': dropout_rng})
-      return masking.masked_mse(reconstruction, clips, loss_mask)
+      return objective.loss(params, batch['skeleton'], valid, mask_rng, dropout_rng)
 
-    loss, grads = jax.value_and_grad(loss_fn)(state['params'])
-    return _update(state, grads, loss, optimizer, schedule, {})
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
+    return _update(state, grads, loss, optimizer, schedule, metrics)
 
   return step
 
@@ -96,10 +86,10 @@ def make_finetune_step(model: CascadeClassifier, optimizer: optax.GradientTransf
 
   def step(state: State, batch: Batch, rng: jax.Array) -> tuple[State, Metrics]:
     dropout_rng = jax.random.fold_in(rng, state['step'])
-    frame_mask = _frame_mask(batch, padding_aware)
+    valid = frame_mask(batch, padding_aware)
 
     def loss_fn(params):
-      logits = model.apply({'params': params}, batch['skeleton'], frame_mask=frame_mask, deterministic=False,
+      logits = model.apply({'params': params}, batch['skeleton'], frame_mask=valid, deterministic=False,
                            rngs={'dropout': dropout_rng})
       labels = jax.nn.one_hot(batch['label'], logits.shape[-1])
       if smoothing:
@@ -118,32 +108,23 @@ def make_classifier_eval_step(model: CascadeClassifier, padding_aware: bool = Fa
   """(params, batch) -> logits (B, K), deterministic."""
 
   def step(params: Any, batch: Batch) -> jax.Array:
-    return model.apply({'params': params}, batch['skeleton'], frame_mask=_frame_mask(batch, padding_aware))
+    return model.apply({'params': params}, batch['skeleton'], frame_mask=frame_mask(batch, padding_aware))
 
   return step
 
 
-def make_pretrain_eval_step(model: MaskedPretrainer, stage: ml_collections.ConfigDict, seed: int,
+def make_pretrain_eval_step(model: nn.Module, stage: ml_collections.ConfigDict, seed: int,
                             padding_aware: bool = False):
-  """(params, batch, index) -> per-clip (masked squared error sum, masked entry count) with a fixed mask.
+  """(params, batch, index) -> per-clip (error sum, scored entry count) of the objective, with a fixed mask.
 
-  The mask (of the stage's mask_mode) of the i-th evaluation batch is drawn from (seed, i), so the validation
-  loss is comparable between epochs. With mask_mode 'none' every entry is scored and the input is not masked.
+  The mask of the i-th evaluation batch is drawn from (seed, i), so the validation error is comparable
+  between epochs. Reconstruction objectives score the masked entries' squared error (every entry with
+  mask_mode 'none'); feature_prediction scores the first level's feature error.
   """
-  ratio = float(stage.get('mask_ratio', 0.3))
-  mode = stage.get('mask_mode', 'joints')
+  objective = objectives.make_objective(model, stage)
 
   def step(params: Any, batch: Batch, index: jax.Array) -> tuple[jax.Array, jax.Array]:
-    clips = batch['skeleton']
-    batch_size, num_frames, num_joints, coords = clips.shape
-    mask = masking.draw_mask(mode, jax.random.fold_in(jax.random.key(seed), index), batch_size, num_frames,
-                             num_joints, ratio)
-    frame_mask = _frame_mask(batch, padding_aware)
-    inputs = clips if mode == 'none' else masking.apply_mask(clips, mask)
-    if frame_mask is not None:
-      mask = mask & frame_mask[:, :, None]
-    reconstruction = model.apply({'params': params}, inputs, frame_mask=frame_mask)
-    squared = jnp.sum(jnp.square(reconstruction - clips) * mask[..., None], axis=(1, 2, 3))
-    return squared, jnp.sum(mask, axis=(1, 2)).astype(jnp.float32) * coords
+    key = jax.random.fold_in(jax.random.key(seed), index)
+    return objective.errors(params, batch['skeleton'], frame_mask(batch, padding_aware), key)
 
   return step

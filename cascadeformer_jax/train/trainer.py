@@ -28,10 +28,14 @@ from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.evaluate import metrics as metrics_lib
 from cascadeformer_jax.evaluate import predictions
 from cascadeformer_jax.evaluate import report
+from cascadeformer_jax.evaluate import representation
 from cascadeformer_jax.models import CascadeClassifier
-from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models import ModelConfig
+from cascadeformer_jax.models import pool_frames
+from cascadeformer_jax.models import T1
+from cascadeformer_jax.models.pretraining import pretraining_module
 from cascadeformer_jax.train import checkpointing
+from cascadeformer_jax.train import objectives
 from cascadeformer_jax.train import optim
 from cascadeformer_jax.train import partitioning
 from cascadeformer_jax.train import reporting
@@ -39,7 +43,7 @@ from cascadeformer_jax.train import steps as steps_lib
 
 PRETRAIN = 'pretrain'
 FINETUNE = 'finetune'
-MODES = ('train', 'pretrain', 'finetune', 'eval')
+MODES = ('train', 'pretrain', 'finetune', 'eval', 'probe')
 SELECTIONS = ('last', 'holdout', 'test')
 
 
@@ -133,8 +137,12 @@ class StageRunner:
   def execute(self) -> Any:
     run, stage_config = self.run, self.stage_config
     data_config = run.config.data
-    train_iterator = data_lib.make_train_iterator(data_config, stage_config.batch_size)
+    if self.stage == PRETRAIN and data_config.get('label_fraction', 1.0) < 1:
+      # Self-supervised pretraining reads every training clip; only fine-tuning is limited to the labelled subset.
+      data_config = data_config.copy_and_resolve_references()
+      data_config.label_fraction = 1.0
     partitioning.check_batch_size(stage_config.batch_size, run.mesh)
+    train_iterator = data_lib.make_train_iterator(data_config, stage_config.batch_size)
     steps_per_epoch = train_iterator.batches_per_epoch
     total_steps = stage_config.epochs * steps_per_epoch
     optimizer, schedule = optim.make_optimizer(stage_config, steps_per_epoch, self.params)
@@ -163,6 +171,7 @@ class StageRunner:
     log_every = max(int(run.config.log_every_steps), 1)
     pending: list[tuple[int, Any]] = []
     checkpoint_every = int(run.config.checkpoint.every_steps)
+    checkpoint_every_epochs = int(run.config.checkpoint.get('every_epochs', 1))
     eval_every = int(run.config.eval.every_epochs)
     try:
       while step < total_steps:
@@ -176,7 +185,9 @@ class StageRunner:
           pending = []
         if epoch_end and eval_every and ((step // steps_per_epoch) % eval_every == 0 or step == total_steps):
           best = self._evaluate(state, step, steps_per_epoch, best, progress)
-        if (checkpoint_every and step % checkpoint_every == 0) or epoch_end or step == total_steps:
+        epoch_checkpoint = (epoch_end and checkpoint_every_epochs > 0
+                            and (step // steps_per_epoch) % checkpoint_every_epochs == 0)
+        if (checkpoint_every and step % checkpoint_every == 0) or epoch_checkpoint or step == total_steps:
           checkpointer.save(step, state, train_iterator.get_state(),
                             {'stage': self.stage, 'model': run.model_config.to_dict(), 'step': step,
                              'epoch': step // steps_per_epoch, 'best': best})
@@ -217,7 +228,7 @@ class StageRunner:
                      '  '.join(f'{k} {v:.4g}' for k, v in results.items() if k != 'count'))
     if self.stage_config.get('select_best', 'last') == 'last':
       return best
-    metric = results['accuracy'] if 'accuracy' in results else -results['masked_mse']
+    metric = results['accuracy'] if 'accuracy' in results else -results[_error_metric(results)]
     if best['metric'] is None or metric > best['metric']:
       best = {'metric': float(metric), 'step': int(step)}
       checkpoint_io.replace_model_dir(self.stage_dir / 'best', self.run.model_config,
@@ -225,6 +236,10 @@ class StageRunner:
                                       {'stage': self.stage, 'step': int(step), 'split': split,
                                        'metric': float(metric)})
     return best
+
+
+def _error_metric(results: dict[str, Any]) -> str:
+  return next(name for name in ('masked_mse', 'feature_mse') if name in results)
 
 
 def evaluate_classifier(run: Run, params: Any, split: str, batch_size: int | None = None,
@@ -277,16 +292,17 @@ PROTOCOLS = {
 
 
 def evaluate_pretrainer(run: Run, params: Any, split: str) -> dict[str, float]:
-  """Masked MSE with a fixed mask per evaluation batch."""
+  """The objective's validation error (masked MSE, or feature MSE) with a fixed mask per evaluation batch."""
   batch_size = run.config.eval.batch_size
   partitioning.check_batch_size(batch_size, run.mesh)
   iterator = data_lib.make_eval_iterator(run.config.data, batch_size, split=split)
-  model = MaskedPretrainer(run.model_config)
+  model = pretraining_module(run.model_config)
+  metric = objectives.make_objective(model, run.config.pretrain).metric
   step = _jit_eval(steps_lib.make_pretrain_eval_step(model, run.config.pretrain, run.config.seed,
                                                      run.padding_aware), run.mesh, with_index=True)
   gathered = predictions.gather_predictions(lambda batch, index: step(params, batch, index), iterator, run.mesh)
   squared, count = gathered['outputs']
-  return {'masked_mse': float(np.sum(squared) / max(np.sum(count), 1.0)), 'count': int(len(squared))}
+  return {metric: float(np.sum(squared) / max(np.sum(count), 1.0)), 'count': int(len(squared))}
 
 
 def _jit_eval(fn, mesh, with_index: bool = False):
@@ -297,7 +313,7 @@ def _jit_eval(fn, mesh, with_index: bool = False):
 
 
 def run_pretrain(run: Run) -> Any:
-  model = MaskedPretrainer(run.model_config)
+  model = pretraining_module(run.model_config)
   runner = StageRunner(
       run, PRETRAIN, model, checkpoint_io.PRETRAINED,
       params=None,
@@ -310,21 +326,26 @@ def run_pretrain(run: Run) -> Any:
   return runner.execute()
 
 
+def _pretrained_t1(run: Run, purpose: str, alternative: str = '') -> Any:
+  """T1 parameters of this run's pretraining stage, or of config.init_from (a pretrained or a classifier model)."""
+  pretrained_dir = run.workdir / PRETRAIN / 'final'
+  source = run.config.init_from or (str(pretrained_dir) if checkpoint_io.is_model_dir(pretrained_dir) else '')
+  if not source:
+    raise TrainingError(f'{purpose} needs a pretrained T1: run --config.mode=train (or pretrain) first, pass '
+                        f'--config.init_from=<model dir | work dir | hf:folder>{alternative}')
+  _, params = checkpoint_io.load_params(source, (checkpoint_io.PRETRAINED, checkpoint_io.CLASSIFIER),
+                                        run.model_config, any_pretraining_head=True)
+  return jax.device_get(params['t1'])
+
+
 def _finetune_init_params(run: Run, model: CascadeClassifier, pretrained: Any | None) -> Any:
   params = jax.device_get(_init_params(model, run.model_config, _rng(run.config, FINETUNE), run.mesh))
-  t1_init = run.config.finetune.t1_init
-  if t1_init == 'scratch':
+  if run.config.finetune.t1_init == 'scratch':
     return params
   if pretrained is None:
-    pretrained_dir = run.workdir / PRETRAIN / 'final'
-    source = run.config.init_from or (str(pretrained_dir) if checkpoint_io.is_model_dir(pretrained_dir) else '')
-    if not source:
-      raise TrainingError('fine-tuning needs a pretrained T1: run --config.mode=train (or pretrain) first, pass '
-                          '--config.init_from=<model dir | work dir | hf:folder>, or set '
-                          "--config.finetune.t1_init=scratch")
-    _, pretrained = checkpoint_io.load_params(source, (checkpoint_io.PRETRAINED, checkpoint_io.CLASSIFIER),
-                                              run.model_config)
-  params['t1'] = jax.device_get(pretrained['t1'])
+    params['t1'] = _pretrained_t1(run, 'fine-tuning', ', or set --config.finetune.t1_init=scratch')
+  else:
+    params['t1'] = jax.device_get(pretrained['t1'])
   return params
 
 
@@ -396,6 +417,45 @@ def run_test_evaluation(run: Run) -> dict[str, Any]:
   return results
 
 
+def extract_features(run: Run, t1_params: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
+  """Frame-pooled T1 features (N, d) and labels (N,) of a split, with the evaluation preprocessing."""
+  batch_size = run.config.eval.batch_size
+  partitioning.check_batch_size(batch_size, run.mesh)
+  model = T1(run.model_config)
+  pooling = run.model_config.pooling
+
+  def features(params, batch):
+    frame_mask = steps_lib.frame_mask(batch, run.padding_aware)
+    return pool_frames(model.apply({'params': params}, batch['skeleton'], frame_mask=frame_mask), frame_mask,
+                       pooling).astype(jnp.float32)
+
+  step = _jit_eval(features, run.mesh)
+  iterator = data_lib.make_eval_iterator(run.config.data, batch_size, split=split)
+  gathered = predictions.gather_predictions(lambda batch, index: step(t1_params, batch), iterator, run.mesh)
+  return gathered['outputs'][0], gathered['label']
+
+
+def run_probe(run: Run, t1_params: Any | None = None) -> dict[str, Any]:
+  """Linear-probe and kNN accuracy of the frozen pretrained T1 (train split -> test split); writes probe.json."""
+  started = time.time()
+  if t1_params is None and run.config.probe.get('t1_init', 'pretrained') == 'scratch':
+    t1_params = jax.device_get(_init_params(T1(run.model_config), run.model_config, _rng(run.config, PRETRAIN),
+                                            run.mesh))
+  elif t1_params is None:
+    t1_params = _pretrained_t1(run, 'the probe', ', or set --config.probe.t1_init=scratch (a random T1)')
+  t1_params = partitioning.replicate(t1_params, run.mesh)
+  data = run.config.data
+  train = extract_features(run, t1_params, data.train_split)
+  test = extract_features(run, t1_params, data.eval_split)
+  results = representation.evaluate_representation(train, test, data.num_classes, run.config.probe)
+  results = {'split': data.eval_split, 'label_fraction': data.get('label_fraction', 1.0), **results,
+             'seconds': round(time.time() - started, 2)}
+  run.writer.write('probe', 0, {k: v for k, v in results.items() if isinstance(v, float)}, split=data.eval_split)
+  if jax.process_index() == 0:
+    (run.workdir / 'probe.json').write_text(json.dumps(results, indent=2) + '\n')
+  return results
+
+
 def prepare_workdir(config: ml_collections.ConfigDict) -> pathlib.Path:
   workdir = pathlib.Path(config.workdir).absolute()
   if jax.process_index() == 0:
@@ -405,7 +465,7 @@ def prepare_workdir(config: ml_collections.ConfigDict) -> pathlib.Path:
 
 
 def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """Runs ``config.mode`` ('train', 'pretrain', 'finetune' or 'eval') and returns a summary."""
+  """Runs ``config.mode`` ('train', 'pretrain', 'finetune', 'eval' or 'probe') and returns a summary."""
   model_config = configuration.model_config(config)
   check_config(config, model_config)
   mesh = partitioning.make_mesh()
@@ -422,6 +482,8 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
       run_finetune(context, pretrained)
     if config.mode in ('train', 'finetune', 'eval'):
       summary['test'] = run_test_evaluation(context)
+    if config.mode == 'probe':
+      summary['probe'] = run_probe(context)
   finally:
     writer.close()
   if jax.process_index() == 0:

@@ -323,6 +323,36 @@ def test_holdout_is_stratified_and_disjoint():
   assert train_indices | set(held) == set(range(40))
 
 
+def test_label_fraction_is_class_balanced_and_excludes_the_holdout():
+  source = fakes.nucla_source(100)  # 10 clips of each of the 10 classes
+  labels = np.array([s['label'] for s in source])
+  kept = data.pipeline.balanced_label_subset(labels, 0.2, seed=3)
+  assert np.bincount(labels[kept], minlength=10).tolist() == [2] * 10
+  np.testing.assert_array_equal(kept, data.pipeline.balanced_label_subset(labels, 0.2, seed=3))
+  assert not np.array_equal(kept, data.pipeline.balanced_label_subset(labels, 0.2, seed=4))
+  # At least one clip per class, however small the fraction.
+  assert np.bincount(labels[data.pipeline.balanced_label_subset(labels, 0.01, 0)]).tolist() == [1] * 10
+
+  cfg = _config('n_ucla', holdout_fraction=0.2, label_fraction=0.25, **{'nucla.repeat': 1})
+  train = _train(cfg, source, batch=2, num_workers=0)
+  train_indices = np.concatenate([b['index'] for b in _take(train, train.batches_per_epoch)])
+  holdout = data.make_eval_iterator(cfg, 4, split='holdout', source=source, process_index=0, process_count=1)
+  held = {i for b in holdout for i in b['index'][b['valid']].tolist()}
+  assert len(held) == 20 and not set(train_indices.tolist()) & held
+  assert len(train_indices) == len(set(train_indices.tolist())) == 20  # round(0.25 * 8) of each class
+  assert np.bincount(labels[train_indices], minlength=10).tolist() == [2] * 10
+  # The test split is never reduced.
+  test = data.make_eval_iterator(cfg, 4, split='test', source=source, process_index=0, process_count=1)
+  assert sum(int(b['valid'].sum()) for b in test) == 100
+  assert [data.num_examples(cfg, split, source=source) for split in ('train', 'holdout', 'test')] == [20, 20, 100]
+
+
+@pytest.mark.parametrize('fraction', [0.0, 1.5])
+def test_label_fraction_validation(fraction):
+  with pytest.raises(ValueError, match='label_fraction'):
+    _train(_config('n_ucla', label_fraction=fraction), fakes.nucla_source(10))
+
+
 # --- Penn padding ----------------------------------------------------------------------------------
 
 def test_penn_padding_options():

@@ -1,21 +1,11 @@
-"""Datasets built from the miniature raw fixtures, shared by the training tests, and fast compilation."""
+"""Datasets built from the miniature raw fixtures, shared by the training tests."""
 
 import pathlib
 
-import jax
 import pytest
 
 from tests.data_builders import fixtures
 from tests.data_builders import helpers
-
-
-@pytest.fixture
-def fast_compile():
-  """Tiny models: XLA's optimisation passes cost more compile time than they save (as in the Flax examples)."""
-  previous = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', previous)
 
 
 @pytest.fixture(scope='session')
