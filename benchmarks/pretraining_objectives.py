@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--config', default='configs/demo.py', help='experiment config file (its dataset and model)')
   parser.add_argument('--objectives', default=','.join(objectives.OBJECTIVES))
-  parser.add_argument('--label_fractions', default='0.1', help='comma-separated, e.g. 0.01,0.1')
+  parser.add_argument('--label_fractions', default='0.01,0.1', help='comma-separated fractions of the labels')
   parser.add_argument('--workdir', default='workdirs/pretraining_objectives')
   parser.add_argument('--output', default='', help='JSON file for the results')
   parser.add_argument('--override', action='append', default=[],

@@ -31,4 +31,5 @@ def get_config():
   config.finetune.update(epochs=15, batch_size=32, optimizer='adamw', lr=1e-3, weight_decay=1e-2,
                          schedule='warmup_cosine', warmup_fraction=0.05, select_best='holdout')
   config.eval.batch_size = 100
+  config.checkpoint.every_epochs = 5  # an interrupted demo repeats at most a few seconds of work
   return config

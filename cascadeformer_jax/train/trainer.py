@@ -60,10 +60,18 @@ class Run:
   workdir: pathlib.Path
   mesh: jax.sharding.Mesh
   writer: reporting.MetricWriter
+  # Jitted evaluation functions by purpose: built once per run, so periodic evaluation does not recompile.
+  eval_functions: dict[Any, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def padding_aware(self) -> bool:
     return self.model_config.pooling == 'masked_mean' or self.model_config.attention_padding_mask
+
+  def eval_function(self, key: Any, build, with_index: bool = False):
+    """The jitted evaluation function ``build()`` for ``key`` (hashable), built on first use."""
+    if key not in self.eval_functions:
+      self.eval_functions[key] = _jit_eval(build(), self.mesh, with_index)
+    return self.eval_functions[key]
 
 
 def check_config(config: ml_collections.ConfigDict, model_config: ModelConfig) -> None:
@@ -251,7 +259,8 @@ def evaluate_classifier(run: Run, params: Any, split: str, batch_size: int | Non
   partitioning.check_batch_size(batch_size, run.mesh)
   iterator = data_lib.make_eval_iterator(data_config or run.config.data, batch_size, split=split)
   padding_aware = model_config.pooling == 'masked_mean' or model_config.attention_padding_mask
-  step = _jit_eval(steps_lib.make_classifier_eval_step(CascadeClassifier(model_config), padding_aware), run.mesh)
+  step = run.eval_function(('classifier', model_config, padding_aware), lambda: steps_lib.make_classifier_eval_step(
+      CascadeClassifier(model_config), padding_aware))
   gathered = predictions.gather_predictions(lambda batch, index: step(params, batch), iterator, run.mesh)
   logits = gathered['outputs'][0]
   return {'metrics': metrics_lib.classification_metrics(logits, gathered['label']), 'logits': logits,
@@ -298,8 +307,8 @@ def evaluate_pretrainer(run: Run, params: Any, split: str) -> dict[str, float]:
   iterator = data_lib.make_eval_iterator(run.config.data, batch_size, split=split)
   model = pretraining_module(run.model_config)
   metric = objectives.make_objective(model, run.config.pretrain).metric
-  step = _jit_eval(steps_lib.make_pretrain_eval_step(model, run.config.pretrain, run.config.seed,
-                                                     run.padding_aware), run.mesh, with_index=True)
+  step = run.eval_function('pretrain', lambda: steps_lib.make_pretrain_eval_step(
+      model, run.config.pretrain, run.config.seed, run.padding_aware), with_index=True)
   gathered = predictions.gather_predictions(lambda batch, index: step(params, batch, index), iterator, run.mesh)
   squared, count = gathered['outputs']
   return {metric: float(np.sum(squared) / max(np.sum(count), 1.0)), 'count': int(len(squared))}
@@ -429,7 +438,7 @@ def extract_features(run: Run, t1_params: Any, split: str) -> tuple[np.ndarray, 
     return pool_frames(model.apply({'params': params}, batch['skeleton'], frame_mask=frame_mask), frame_mask,
                        pooling).astype(jnp.float32)
 
-  step = _jit_eval(features, run.mesh)
+  step = run.eval_function('features', lambda: features)
   iterator = data_lib.make_eval_iterator(run.config.data, batch_size, split=split)
   gathered = predictions.gather_predictions(lambda batch, index: step(t1_params, batch), iterator, run.mesh)
   return gathered['outputs'][0], gathered['label']
