@@ -95,6 +95,11 @@ def check_config(config: ml_collections.ConfigDict, model_config: ModelConfig) -
       raise ValueError(f'config.{stage}.select_best must be one of {SELECTIONS}, got {selection!r}')
     if selection == 'holdout' and not config.data.holdout_fraction:
       raise ValueError(f"config.{stage}.select_best='holdout' needs config.data.holdout_fraction > 0")
+  feature_prediction = objectives.objective_name(config.pretrain) == 'feature_prediction'
+  if feature_prediction and config.pretrain.get('select_best', 'last') != 'last':
+    raise ValueError("config.pretrain.select_best must be 'last' with the feature_prediction objective: its "
+                     'validation error is measured against a target network that keeps training, so it is not '
+                     'comparable between epochs')
   _protocols(config)
 
 

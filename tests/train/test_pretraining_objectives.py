@@ -62,6 +62,14 @@ def test_probe_without_pretraining_says_what_to_do(fixture_data_dir, tmp_path):
     trainer.run(config)
 
 
+def test_feature_prediction_cannot_select_on_its_moving_target(fixture_data_dir, tmp_path):
+  config = _config('feature_prediction', fixture_data_dir, tmp_path / 'run')
+  config.update_from_flattened_dict({'data.holdout_fraction': 0.2, 'pretrain.select_best': 'holdout'})
+  with pytest.raises(ValueError, match="select_best must be 'last' with the feature_prediction objective"):
+    trainer.run(config)
+  assert not (tmp_path / 'run' / 'pretrain').exists()
+
+
 def test_label_fraction_too_small_for_a_batch(fixture_data_dir, tmp_path):
   config = _config('masked_joints', fixture_data_dir, tmp_path / 'run')
   config.update_from_flattened_dict({'mode': 'finetune', 'finetune.t1_init': 'scratch',
