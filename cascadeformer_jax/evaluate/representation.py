@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cascadeformer_jax.evaluate import anomaly
+
 
 def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
   """Scales every feature dimension to zero mean and unit variance on the training features."""
@@ -80,14 +82,10 @@ def knn_predict(train_features: np.ndarray, train_labels: np.ndarray, query_feat
   if len(train_features) < k:
     raise ValueError(f'kNN with k={k} needs at least {k} training clips, got {len(train_features)}')
 
-  def normalise(x):
-    x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-  bank = normalise(train_features)
+  bank = anomaly.l2_normalise(np.asarray(train_features, np.float64))
   predictions = []
   for start in range(0, len(query_features), chunk):
-    similarity = normalise(query_features[start:start + chunk]) @ bank.T
+    similarity = anomaly.l2_normalise(np.asarray(query_features[start:start + chunk], np.float64)) @ bank.T
     nearest = np.argsort(-similarity, axis=1, kind='stable')[:, :k]
     votes = train_labels[nearest]
     for row in votes:

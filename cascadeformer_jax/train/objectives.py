@@ -28,6 +28,8 @@ from cascadeformer_jax.train import masking
 Array = jax.Array
 
 OBJECTIVES = ('masked_joints', 'focal', 'query_decoder', 'feature_prediction')
+# Names of the objectives' validation errors (Objective.metric).
+ERROR_METRICS = ('masked_mse', 'feature_mse')
 # The pretraining head each objective needs (None: any reconstruction decoder).
 OBJECTIVE_DECODERS = {'masked_joints': None, 'focal': None, 'query_decoder': 'query',
                       'feature_prediction': 'features'}
@@ -190,39 +192,62 @@ def _per_clip_errors(reconstruction: Array, clips: Array, slots: Array) -> tuple
   return squared, jnp.sum(slots, axis=(1, 2)).astype(jnp.float32) * clips.shape[-1]
 
 
-def _reconstruction_objective(name: str, model: nn.Module, stage: ml_collections.ConfigDict) -> Objective:
+def _apply(model: nn.Module, params: Any, inputs: Array, dropout_key: Array | None, **kwargs):
+  """The model in training mode with ``dropout_key``, deterministic without one."""
+  if dropout_key is None:
+    return model.apply({'params': params}, inputs, **kwargs)
+  return model.apply({'params': params}, inputs, deterministic=False, rngs={'dropout': dropout_key}, **kwargs)
+
+
+def _mask_settings(stage: ml_collections.ConfigDict) -> tuple[str, float]:
   mode = stage.get('mask_mode', 'joints')
   if mode not in masking.MASK_MODES:
     raise ValueError(f'mask_mode must be one of {masking.MASK_MODES}, got {mode!r}')
-  ratio = float(stage.get('mask_ratio', 0.3))
-  focal = stage.get('focal', ml_collections.ConfigDict())
-  windows = tuple(int(w) for w in focal.get('windows', (4, 8, 12)))
-  k, eps = float(focal.get('k', 1.0)), float(focal.get('eps', 1e-6))
+  return mode, float(stage.get('mask_ratio', 0.3))
 
-  def reconstruct(params, clips, valid, mask_key, dropout_key):
-    batch_size, num_frames, num_joints, _ = clips.shape
-    mask = masking.draw_mask(mode, mask_key, batch_size, num_frames, num_joints, ratio)
-    inputs = clips if mode == 'none' else masking.apply_mask(clips, mask)
-    if dropout_key is None:
-      reconstruction = model.apply({'params': params}, inputs, frame_mask=valid)
-    else:
-      reconstruction = model.apply({'params': params}, inputs, frame_mask=valid, deterministic=False,
-                                   rngs={'dropout': dropout_key})
-    return reconstruction, _scored_slots(mask, valid)
+
+def _masked_inputs(mode: str, ratio: float, clips: Array, key: Array) -> tuple[Array, Array]:
+  """(model input, bool (B, T, J) mask) for a mask mode; mode 'none' leaves the input as it is."""
+  batch_size, num_frames, num_joints, _ = clips.shape
+  mask = masking.draw_mask(mode, key, batch_size, num_frames, num_joints, ratio)
+  return (clips if mode == 'none' else masking.apply_mask(clips, mask)), mask
+
+
+def _reconstruction_objective(name: str, reconstruct: Callable[..., tuple[Array, Array]],
+                              slot_weights: Callable[[Array], Array] | None = None) -> Objective:
+  """Loss and validation error of an objective that reconstructs the joints of its scored slots.
+
+  ``reconstruct(params, clips, valid, mask_key, dropout_key) -> (reconstruction, scored slots (B, T, J))``;
+  ``slot_weights(clips)`` optionally weights the slots of the training loss.
+  """
 
   def loss(params, clips, valid, mask_key, dropout_key):
     reconstruction, slots = reconstruct(params, clips, valid, mask_key, dropout_key)
-    if name == 'focal':
-      weights = motion_energy_weights(clips, windows, k, eps)
-      return weighted_masked_mse(reconstruction, clips, slots, weights), {
-          'masked_mse': masking.masked_mse(reconstruction, clips, slots)}
-    return masking.masked_mse(reconstruction, clips, slots), {}
+    if slot_weights is None:
+      return masking.masked_mse(reconstruction, clips, slots), {}
+    return weighted_masked_mse(reconstruction, clips, slots, slot_weights(clips)), {
+        'masked_mse': masking.masked_mse(reconstruction, clips, slots)}
 
   def errors(params, clips, valid, mask_key):
     reconstruction, slots = reconstruct(params, clips, valid, mask_key, None)
     return _per_clip_errors(reconstruction, clips, slots)
 
   return Objective(name, 'masked_mse', loss, errors)
+
+
+def _masked_joints_objective(name: str, model: nn.Module, stage: ml_collections.ConfigDict) -> Objective:
+  mode, ratio = _mask_settings(stage)
+
+  def reconstruct(params, clips, valid, mask_key, dropout_key):
+    inputs, mask = _masked_inputs(mode, ratio, clips, mask_key)
+    return _apply(model, params, inputs, dropout_key, frame_mask=valid), _scored_slots(mask, valid)
+
+  if name != 'focal':
+    return _reconstruction_objective(name, reconstruct)
+  focal = stage.get('focal', ml_collections.ConfigDict())
+  windows = tuple(int(w) for w in focal.get('windows', (4, 8, 12)))
+  k, eps = float(focal.get('k', 1.0)), float(focal.get('eps', 1e-6))
+  return _reconstruction_objective(name, reconstruct, lambda clips: motion_energy_weights(clips, windows, k, eps))
 
 
 def _query_decoder_objective(model: nn.Module, stage: ml_collections.ConfigDict) -> Objective:
@@ -234,24 +259,12 @@ def _query_decoder_objective(model: nn.Module, stage: ml_collections.ConfigDict)
     visible_frames, masked = patch_mask(mask_key, batch_size, num_frames, patch, ratio)
     visible = jnp.take_along_axis(clips, visible_frames[:, :, None, None], axis=1)
     visible_valid = None if valid is None else jnp.take_along_axis(valid, visible_frames, axis=1)
-    kwargs = dict(positions=visible_frames, num_frames=num_frames, frame_mask=visible_valid)
-    if dropout_key is None:
-      reconstruction = model.apply({'params': params}, visible, **kwargs)
-    else:
-      reconstruction = model.apply({'params': params}, visible, deterministic=False,
-                                   rngs={'dropout': dropout_key}, **kwargs)
+    reconstruction = _apply(model, params, visible, dropout_key, positions=visible_frames, num_frames=num_frames,
+                            frame_mask=visible_valid)
     slots = jnp.broadcast_to(masked[:, :, None], clips.shape[:3])
     return reconstruction, _scored_slots(slots, valid)
 
-  def loss(params, clips, valid, mask_key, dropout_key):
-    reconstruction, slots = reconstruct(params, clips, valid, mask_key, dropout_key)
-    return masking.masked_mse(reconstruction, clips, slots), {}
-
-  def errors(params, clips, valid, mask_key):
-    reconstruction, slots = reconstruct(params, clips, valid, mask_key, None)
-    return _per_clip_errors(reconstruction, clips, slots)
-
-  return Objective('query_decoder', 'masked_mse', loss, errors)
+  return _reconstruction_objective('query_decoder', reconstruct)
 
 
 def _level_weights(slot_mask: Array, levels: int) -> list[Array]:
@@ -263,8 +276,7 @@ def _level_weights(slot_mask: Array, levels: int) -> list[Array]:
 
 
 def _feature_prediction_objective(model: nn.Module, stage: ml_collections.ConfigDict) -> Objective:
-  mode = stage.get('mask_mode', 'joints')
-  ratio = float(stage.get('mask_ratio', 0.3))
+  mode, ratio = _mask_settings(stage)
   terms = stage.get('feature_prediction', ml_collections.ConfigDict())
   prediction_weight = float(terms.get('prediction_weight', 5.0))  # lambda
   variance_weight = float(terms.get('variance_weight', 5.0))  # alpha
@@ -273,15 +285,8 @@ def _feature_prediction_objective(model: nn.Module, stage: ml_collections.Config
   levels = model.config.target_levels
 
   def predict(params, clips, valid, mask_key, dropout_key):
-    batch_size, num_frames, num_joints, _ = clips.shape
-    mask = masking.draw_mask(mode, mask_key, batch_size, num_frames, num_joints, ratio)
-    inputs = clips if mode == 'none' else masking.apply_mask(clips, mask)
-    kwargs = dict(clean=clips, frame_mask=valid)
-    if dropout_key is None:
-      predictions, targets = model.apply({'params': params}, inputs, **kwargs)
-    else:
-      predictions, targets = model.apply({'params': params}, inputs, deterministic=False,
-                                         rngs={'dropout': dropout_key}, **kwargs)
+    inputs, mask = _masked_inputs(mode, ratio, clips, mask_key)
+    predictions, targets = _apply(model, params, inputs, dropout_key, clean=clips, frame_mask=valid)
     return predictions, targets, _level_weights(_scored_slots(mask, valid), levels)
 
   def loss(params, clips, valid, mask_key, dropout_key):
@@ -317,7 +322,7 @@ def make_objective(model: nn.Module, stage: ml_collections.ConfigDict) -> Object
     return _query_decoder_objective(model, stage)
   if name == 'feature_prediction':
     return _feature_prediction_objective(model, stage)
-  return _reconstruction_objective(name, model, stage)
+  return _masked_joints_objective(name, model, stage)
 
 
 def stage_defaults() -> dict[str, Any]:

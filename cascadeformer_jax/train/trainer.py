@@ -252,7 +252,7 @@ class StageRunner:
 
 
 def _error_metric(results: dict[str, Any]) -> str:
-  return next(name for name in ('masked_mse', 'feature_mse') if name in results)
+  return next(name for name in objectives.ERROR_METRICS if name in results)
 
 
 def evaluate_classifier(run: Run, params: Any, split: str, batch_size: int | None = None,
