@@ -16,6 +16,8 @@ import time
 from etils import epath
 import tensorflow_datasets as tfds
 
+from cascadeformer_jax import cli
+from cascadeformer_jax import io_checks
 import data_builders
 from data_builders import _common
 
@@ -58,11 +60,21 @@ def main(argv: list[str] | None = None) -> int:
 
   start = time.monotonic()
   try:
-    builder = data_builders.build_dataset(args.name, args.data_dir, manual_dir=args.manual_dir, config=args.config,
-                                          overwrite=args.overwrite, verbose=not args.quiet, **builder_kwargs)
-  except (data_builders.DatasetFormatError, ValueError) as e:
-    print(f'error: building {args.name} failed: {e}', file=sys.stderr)
-    return 1
+    builder = None
+
+    def build():
+      nonlocal builder
+      io_checks.check_writable(args.data_dir, 'data dir')
+      try:
+        builder = data_builders.build_dataset(args.name, args.data_dir, manual_dir=args.manual_dir,
+                                              config=args.config, overwrite=args.overwrite, verbose=not args.quiet,
+                                              **builder_kwargs)
+      except (data_builders.DatasetFormatError, ValueError) as e:
+        raise ValueError(f'building {args.name} failed: {e}') from e
+
+    code = cli.call(build, cli.debug_requested(argv if argv is not None else sys.argv))
+    if code:
+      return code
   finally:
     _common.logger.removeHandler(handler)
     _common.logger.setLevel(saved[0])

@@ -4,7 +4,12 @@ Softmax entropy and 1 - top-1 confidence need only the logits; the kNN distance 
 compare a clip's pooled embedding with a bank of training embeddings (features + labels).
 """
 
+import warnings
+
 import numpy as np
+
+# Banks of fewer clips than this give kNN and Mahalanobis scores that say little; a warning says so.
+MIN_BANK_SIZE = 20
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -33,12 +38,24 @@ def knn_distance(features: np.ndarray, bank: np.ndarray, k: int = 1) -> np.ndarr
   """(N, d), bank (M, d) -> (N,) cosine distance (1 - cosine similarity) to the k-th nearest bank embedding."""
   if len(bank) < k:
     raise ValueError(f'the feature bank has {len(bank)} embeddings, fewer than k={k}')
+  _warn_if_small(len(bank), 'kNN distance')
   distances = 1.0 - l2_normalise(features.astype(np.float64)) @ l2_normalise(bank.astype(np.float64)).T
   return np.sort(distances, axis=1)[:, k - 1]
 
 
+def _warn_if_small(size: int, score: str) -> None:
+  if size < MIN_BANK_SIZE:
+    warnings.warn(f'the feature bank has only {size} clips (fewer than {MIN_BANK_SIZE}): the {score} scores are '
+                  'unreliable; make the bank from a training split', stacklevel=3)
+
+
 class Mahalanobis:
-  """Class-conditional Gaussians with a shared covariance (Lee et al., 2018) fitted on the bank."""
+  """Class-conditional Gaussians with a shared covariance (Lee et al., 2018) fitted on the bank.
+
+  The shared covariance is shrunk towards a scaled identity, the more the fewer degrees of freedom the bank has
+  (clips minus classes) compared with the feature width: fully (a scaled squared distance) when the bank has no
+  more clips than classes, ``shrinkage`` when it has plenty.
+  """
 
   def __init__(self, bank: np.ndarray, labels: np.ndarray, shrinkage: float = 1e-3):
     bank = bank.astype(np.float64)
@@ -46,11 +63,20 @@ class Mahalanobis:
     self.classes = np.unique(labels)
     self.means = np.stack([bank[labels == c].mean(axis=0) for c in self.classes])
     centred = bank - self.means[np.searchsorted(self.classes, labels)]
-    covariance = centred.T @ centred / max(len(bank) - 1, 1)
-    dims = covariance.shape[0]
-    # Shrinkage keeps the estimate invertible when the bank has fewer clips per class than dimensions.
-    ridge = max(shrinkage * np.trace(covariance) / dims, 1e-12)
-    self.precision = np.linalg.pinv(covariance + ridge * np.eye(dims), hermitian=True)
+    dims = bank.shape[1]
+    degrees_of_freedom = len(bank) - len(self.classes)
+    covariance = centred.T @ centred / max(degrees_of_freedom, 1)
+    _warn_if_small(len(bank), 'Mahalanobis')
+    if degrees_of_freedom < dims:
+      warnings.warn(f'the feature bank has {len(bank)} clips in {len(self.classes)} classes for {dims}-dimensional '
+                    'features: its covariance is singular and is shrunk towards a scaled identity', stacklevel=2)
+    weight = float(np.clip(1.0 - degrees_of_freedom / dims, shrinkage, 1.0))
+    scale = np.trace(covariance) / dims
+    if scale <= 0:  # No spread within classes (e.g. one clip per class): use the spread of the whole bank.
+      scale = np.trace(np.atleast_2d(np.cov(bank, rowvar=False))) / dims if len(bank) > 1 else 0.0
+    scale = scale if scale > 0 else 1.0
+    shrunk = (1.0 - weight) * covariance + weight * scale * np.eye(dims)
+    self.precision = np.linalg.pinv(shrunk, hermitian=True)
 
   def __call__(self, features: np.ndarray) -> np.ndarray:
     """(N, d) -> (N,) squared Mahalanobis distance to the closest class mean."""

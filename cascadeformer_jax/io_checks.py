@@ -1,0 +1,156 @@
+"""Writes that fail fast and say why: output pre-flight checks, checked checkpoint writes, the debug switch.
+
+A failed write (full disk, read-only or vanished folder, quota) becomes one `WriteError` naming the path and the
+operating system's reason, whether it happens in the calling thread or in an asynchronous Orbax save (whose errors
+Orbax only reports when it is next waited on).
+"""
+
+import contextlib
+import errno
+import os
+import pathlib
+import re
+import tempfile
+from typing import Any, Iterator
+
+import ml_collections
+
+DEBUG_ENVIRONMENT_VARIABLE = 'CASCADEFORMER_DEBUG'
+
+
+class WriteError(RuntimeError):
+  """Something the run must write could not be written; the message names the path and the reason."""
+
+
+def debug_enabled(config: ml_collections.ConfigDict | None = None) -> bool:
+  """True when ``config.debug`` or $CASCADEFORMER_DEBUG (1/true/yes) asks for tracebacks."""
+  if os.environ.get(DEBUG_ENVIRONMENT_VARIABLE, '').strip().lower() in ('1', 'true', 'yes', 'on'):
+    return True
+  return bool(config is not None and config.get('debug', False))
+
+
+def check_writable(path: str | os.PathLike, what: str = 'output folder') -> pathlib.Path:
+  """Raises WriteError unless ``path`` is, or can be created as, a folder this process can write into.
+
+  The nearest existing ancestor is probed by creating and deleting a file in it, so read-only mounts, missing
+  permissions and full disks are caught as well as a file standing where a folder is needed.
+  """
+  path = pathlib.Path(path).absolute()
+  existing = path
+  while not existing.exists():
+    if existing.parent == existing:
+      break
+    existing = existing.parent
+  if not existing.is_dir():
+    raise WriteError(f'cannot write the {what} {path}: {existing} is not a folder')
+  try:
+    handle, probe = tempfile.mkstemp(prefix='.write-check-', dir=existing)
+    os.close(handle)
+    os.unlink(probe)
+  except OSError as e:
+    raise WriteError(f'cannot write the {what} {path}: {os_reason(e)} ({existing})') from None
+  return path
+
+
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
+_ERRNO_TEXT = re.compile(r'\[Errno (\d+)\] ([^:\']+)')
+
+
+def os_reason(error: BaseException) -> str:
+  """The operating system's reason for a failed write, found in ``error`` or its causes ('' if none)."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno:
+      return os.strerror(error.errno)
+    text = str(error)
+    match = _OS_ERROR_CODE.search(text)
+    if match:
+      return os.strerror(int(match.group(1)))
+    match = _ERRNO_TEXT.search(text)
+    if match:
+      return match.group(2).strip()
+    error = error.__cause__ or error.__context__
+  return ''
+
+
+def is_write_failure(error: BaseException) -> bool:
+  """Whether ``error`` (or a cause) is an operating-system write failure rather than a programming error."""
+  return bool(os_reason(error)) or isinstance(error, OSError)
+
+
+def write_error(what: str, path: str | os.PathLike, error: BaseException) -> WriteError:
+  reason = os_reason(error) or f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}'
+  return WriteError(f'could not write the {what} {path}: {reason}')
+
+
+@contextlib.contextmanager
+def checked_write(what: str, path: str | os.PathLike) -> Iterator[None]:
+  """Turns an OS-level write failure inside the block into one WriteError naming ``path``."""
+  try:
+    yield
+  except WriteError:
+    raise
+  except (OSError, ValueError, RuntimeError) as e:
+    if not is_write_failure(e):
+      raise
+    raise write_error(what, path, e) from e
+
+
+class AsyncSaveWatch:
+  """Surfaces the failure of an Orbax CheckpointManager's asynchronous save as soon as the save has ended.
+
+  Orbax reports a failed background save only when it is next waited on, and its save-finalisation thread logs
+  and skips some failures. Call `poll()` often (every training step: it only reads a flag until a save has
+  ended) and `wait()` where the run must know the save landed.
+  """
+
+  def __init__(self, manager: Any, directory: str | os.PathLike):
+    self._manager = manager
+    self.directory = pathlib.Path(directory)
+    self._pending: int | None = None
+
+  def saved(self, step: int) -> None:
+    """Records that a save of ``step`` was started."""
+    self._pending = step
+
+  def poll(self) -> None:
+    """Raises WriteError if a started save has ended and failed; never blocks on a save in progress."""
+    if self._pending is None or self._manager.is_saving_in_progress():
+      return
+    self.wait()
+
+  def wait(self) -> None:
+    """Waits for the started save; raises WriteError if it failed or did not produce its step."""
+    step, self._pending = self._pending, None
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      if not is_write_failure(e):
+        raise
+      raise write_error('checkpoint', self.directory / str(step), e) from e
+    if step is not None and step not in self._manager.all_steps():
+      raise WriteError(f'could not write the checkpoint {self.directory / str(step)}: the save did not complete '
+                       '(see the log above)')
+
+
+def all_processes_succeeded(succeeded: bool) -> bool:
+  """True if every process of the job passes True. Every process must call it (it is a collective).
+
+  Used before a barrier that follows a write: a process whose write failed must not leave the others waiting on
+  the barrier for ever, so all of them learn of the failure and raise together.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+
+  if jax.process_count() == 1:
+    return succeeded
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  flags = multihost_utils.process_allgather(np.array([1 if succeeded else 0], np.int32))
+  return bool(np.all(flags))
+
+
+def no_space_error(path: str | os.PathLike) -> OSError:
+  """The OSError a full disk gives, for fault injection in tests."""
+  return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))

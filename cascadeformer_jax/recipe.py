@@ -1,0 +1,135 @@
+"""The recipe of a run: the part of its config that changes what a training stage produces.
+
+`FIELDS` classifies every config field, by dotted pattern (first match wins), as part of the recipe of both
+stages (`SHARED`: dataset, model, data preprocessing, seed), of one stage (`PRETRAIN`, `FINETUNE`), or as a
+setting that never changes a trained result (`FREE`: mode, paths, display, checkpoint cadence, evaluation-only
+settings, ...). A field that matches no pattern counts as `SHARED`, so a new setting blocks a rerun until it is
+classified here.
+
+A stage stores `stage_recipe(config, stage)` with its checkpoints and model directories; a later run compares its
+own with `changes(stored, current)` before any work and refuses to mix results of two recipes.
+"""
+
+import dataclasses
+import fnmatch
+import json
+from typing import Any
+
+import ml_collections
+
+SHARED = 'shared'
+PRETRAIN = 'pretrain'
+FINETUNE = 'finetune'
+FREE = 'free'
+STAGES = (PRETRAIN, FINETUNE)
+
+# (dotted pattern, scope): the first matching pattern classifies a field.
+FIELDS: tuple[tuple[str, str], ...] = (
+    # What to run, where, and how it is shown.
+    ('mode', FREE),
+    ('workdir', FREE),
+    ('restart', FREE),
+    ('debug', FREE),
+    ('progress', FREE),
+    ('tensorboard', FREE),
+    ('log_every_steps', FREE),
+    ('variant', FREE),
+    ('published_accuracy', FREE),
+    ('distributed.*', FREE),
+    # Checkpoint cadence: a resumed stage is identical to an uninterrupted one.
+    ('checkpoint.*', FREE),
+    # Where and how fast the data is read (not what is read).
+    ('data.data_dir', FREE),
+    ('data.num_workers', FREE),
+    ('data.worker_buffer_size', FREE),
+    ('data.num_threads', FREE),
+    ('data.prefetch_buffer_size', FREE),
+    # Evaluation only: how a trained model is measured, never what is trained.
+    ('eval.batch_size', FREE),
+    ('eval.protocols', FREE),
+    ('eval.multi_clip_fraction', FREE),
+    ('probe.*', FREE),
+    ('few_shot.*', FREE),
+    # What is trained.
+    ('dataset', SHARED),
+    ('seed', SHARED),
+    ('model.*', SHARED),
+    ('data.*', SHARED),
+    ('eval.every_epochs', SHARED),  # which epochs can be selected as the best one
+    ('pretrain.*', PRETRAIN),
+    ('finetune.*', FINETUNE),
+    ('init_from', FINETUNE),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+  """One recipe field whose stored and current values differ (`ABSENT` where a side lacks it)."""
+
+  field: str
+  old: Any
+  new: Any
+
+  def describe(self) -> str:
+    return f'config.{self.field}: {_show(self.old)} -> {_show(self.new)}'
+
+
+ABSENT = '(absent)'
+
+
+def scope(field: str) -> str:
+  """The scope of a dotted field: SHARED, PRETRAIN, FINETUNE or FREE."""
+  for pattern, field_scope in FIELDS:
+    if fnmatch.fnmatchcase(field, pattern):
+      return field_scope
+  return SHARED
+
+
+def flatten(config: ml_collections.ConfigDict | dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  """{dotted field: JSON value} of every leaf (tuples become lists, as after a round trip through JSON)."""
+  if isinstance(config, ml_collections.ConfigDict):
+    config = config.to_dict()
+  flat = {}
+  for key, value in config.items():
+    field = f'{prefix}{key}'
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      flat.update(flatten(value, field + '.'))
+    else:
+      flat[field] = json.loads(json.dumps(value, default=str))
+  return flat
+
+
+def stage_recipe(config: ml_collections.ConfigDict, stage: str) -> dict[str, Any]:
+  """{dotted field: value} of everything that determines what ``stage`` trains.
+
+  Fine-tuning from this run's pretrained T1 also depends on the pretraining recipe.
+  """
+  if stage not in STAGES:
+    raise ValueError(f'unknown stage {stage!r}; expected one of {STAGES}')
+  scopes = {SHARED, stage}
+  finetune = config.get('finetune', {})
+  if stage == FINETUNE and finetune.get('t1_init', 'pretrained') == 'pretrained' and not config.get('init_from'):
+    scopes.add(PRETRAIN)
+  return {field: value for field, value in sorted(flatten(config).items()) if scope(field) in scopes}
+
+
+def changes(stored: dict[str, Any], current: dict[str, Any]) -> list[Change]:
+  """The fields whose values differ between two recipes, in field order."""
+  fields = sorted(set(stored) | set(current))
+  return [Change(field, stored.get(field, ABSENT), current.get(field, ABSENT)) for field in fields
+          if stored.get(field, ABSENT) != current.get(field, ABSENT)]
+
+
+def mismatch_message(where: str, found: list[Change]) -> str:
+  """The refusal of a rerun whose recipe differs from what ``where`` was trained with."""
+  lines = [f'{where} was trained with a different recipe; {len(found)} field(s) changed (stored -> now):']
+  lines += [f'  {change.describe()}' for change in found]
+  lines.append('Rerun with the stored values, choose a new --config.workdir, or pass --config.restart=True to '
+               'move the old results aside and start over.')
+  return '\n'.join(lines)
+
+
+def _show(value: Any) -> str:
+  if value is ABSENT:
+    return ABSENT
+  return json.dumps(value)
