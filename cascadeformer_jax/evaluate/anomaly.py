@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 
+from cascadeformer_jax.evaluate import neighbours
+
 # Banks of fewer clips than this give kNN and Mahalanobis scores that say little; a warning says so.
 MIN_BANK_SIZE = 20
 
@@ -29,18 +31,13 @@ def one_minus_confidence(logits: np.ndarray) -> np.ndarray:
   return 1.0 - softmax(logits.astype(np.float64)).max(axis=-1)
 
 
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-  """Rows scaled to unit length (zero rows stay zero)."""
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def knn_distance(features: np.ndarray, bank: np.ndarray, k: int = 1) -> np.ndarray:
   """(N, d), bank (M, d) -> (N,) cosine distance (1 - cosine similarity) to the k-th nearest bank embedding."""
   if len(bank) < k:
     raise ValueError(f'the feature bank has {len(bank)} embeddings, fewer than k={k}')
   _warn_if_small(len(bank), 'kNN distance')
-  distances = 1.0 - l2_normalise(features.astype(np.float64)) @ l2_normalise(bank.astype(np.float64)).T
-  return np.sort(distances, axis=1)[:, k - 1]
+  _, similarities = neighbours.cosine_neighbours(features, bank, k)
+  return 1.0 - similarities[:, k - 1]
 
 
 def _warn_if_small(size: int, score: str) -> None:
