@@ -18,6 +18,7 @@ from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
+from cascadeformer_jax import io_checks
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.models.pretraining import pretraining_module
@@ -92,14 +93,26 @@ def save_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind:
     if (path / kind).exists():
       raise ModelDirError(f'{path / kind} already exists; choose an empty output directory')
   multihost_utils.sync_global_devices(f'save_model_dir_checked:{path}')
-  checkpointer = ocp.StandardCheckpointer()
-  for kind, params in params_by_kind.items():
-    params = params() if callable(params) else params
-    check_params_shapes(params, abstract_params(kind, config), f'{kind} parameters')
-    checkpointer.save(path / kind, {'params': params})
-    checkpointer.wait_until_finished()
-    del params
-  checkpointer.close()
+  # Folders are created in the calling thread: created asynchronously, a failure leaves Orbax's other save threads
+  # waiting for a signal that never comes (minutes, and the process cannot exit meanwhile).
+  checkpointer = ocp.StandardCheckpointer(
+      async_options=ocp.options.AsyncOptions(create_directories_asynchronously=False))
+  failure = None
+  try:
+    with io_checks.checked_write('model directory', path):
+      for kind, params in params_by_kind.items():
+        params = params() if callable(params) else params
+        check_params_shapes(params, abstract_params(kind, config), f'{kind} parameters')
+        checkpointer.save(path / kind, {'params': params})
+        checkpointer.wait_until_finished()
+        del params
+  except io_checks.WriteError as e:
+    failure = e
+  finally:
+    checkpointer.close()
+  # Every process learns of a failure anywhere before the barrier below, which would otherwise wait for ever.
+  if not io_checks.all_processes_succeeded(failure is None):
+    raise failure or io_checks.WriteError(f'could not write the model directory {path}: another process failed')
   metadata = {
       'format': FORMAT,
       'model': config.to_dict(),
@@ -108,7 +121,8 @@ def save_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind:
   }
   if jax.process_index() == 0:
     # Written last: a directory without model.json is never mistaken for a complete one.
-    (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + '\n')
+    with io_checks.checked_write('model directory', path):
+      (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + '\n')
   multihost_utils.sync_global_devices(f'save_model_dir_done:{path}')
   return path
 

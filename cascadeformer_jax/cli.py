@@ -21,21 +21,18 @@ from absl import app
 from absl import flags
 
 from cascadeformer_jax import io_checks
+from cascadeformer_jax import runtime
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
-EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+EXIT_INTERRUPTED = runtime.EXIT_INTERRUPTED  # 130
+EXIT_TERMINATED = runtime.EXIT_TERMINATED  # 143
 
 _DID_YOU_MEAN = re.compile(r'Did you mean "([^"]+)" instead of "([^"]+)"\?')
 
 
 class UsageError(ValueError):
   """A command line that cannot work (exit code 2)."""
-
-
-class Terminated(BaseException):
-  """The process received SIGTERM (raised in the main thread, like KeyboardInterrupt for SIGINT)."""
 
 
 def debug_requested(argv: Sequence[str]) -> bool:
@@ -171,21 +168,20 @@ def error_line(error: BaseException) -> str:
 EXPECTED_ERRORS = (ValueError, OSError, io_checks.WriteError, UsageError)
 
 
-def _sigterm_handler(signum, frame):  # pylint: disable=unused-argument
-  raise Terminated()
-
-
 def call(work: Callable[[], int | None], debug: bool, expected: tuple[type[BaseException], ...] = ()) -> int:
   """Runs ``work()`` and returns its exit code; errors become one line on stderr (tracebacks only if ``debug``)."""
   expected = EXPECTED_ERRORS + tuple(expected)
   if threading.current_thread() is threading.main_thread():
-    signal.signal(signal.SIGTERM, _sigterm_handler)
+    signal.signal(signal.SIGTERM, runtime.raise_terminated)
   try:
     return int(work() or 0)
+  except runtime.Interrupted as e:
+    print(str(e), file=sys.stderr)
+    return e.exit_code
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr)
     return EXIT_INTERRUPTED
-  except Terminated:
+  except runtime.Terminated:
     print('terminated', file=sys.stderr)
     return EXIT_TERMINATED
   except SystemExit:

@@ -15,11 +15,13 @@ from typing import Any, Callable
 
 import ml_collections
 
+from cascadeformer_jax import configuration
 from cascadeformer_jax.data import config as data_config_lib
 from cascadeformer_jax.data import transforms
+from cascadeformer_jax.evaluate import protocols
 from cascadeformer_jax.models import config as model_config_lib
-from cascadeformer_jax.train import masking
-from cascadeformer_jax.train import objectives
+from cascadeformer_jax.models import pretraining
+from cascadeformer_jax.objectives import masking
 from cascadeformer_jax.train import optim
 from cascadeformer_jax.train import trainer
 
@@ -180,7 +182,7 @@ def _stage_rows(stage: str) -> list[tuple[str, Constraint, Condition | None]]:
 # (field below `config.`, allowed values, condition or None = always). One row per field.
 CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     ('dataset', OneOf(data_config_lib.DATASETS), None),
-    ('mode', OneOf(trainer.MODES), None),
+    ('mode', OneOf(configuration.MODES), None),
     ('seed', SEED, None),
     ('published_accuracy', number(0, 100), None),
     # Model (ModelConfig checks divisibility and the layout's defaults).
@@ -238,7 +240,7 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     *_stage_rows('pretrain'),
     ('pretrain.mask_ratio', number(0, 1, low_open=True, high_open=True), None),
     ('pretrain.mask_mode', OneOf(masking.MASK_MODES), None),
-    ('pretrain.objective', OneOf(objectives.OBJECTIVES), None),
+    ('pretrain.objective', OneOf(pretraining.OBJECTIVES), None),
     ('pretrain.focal.windows', Each(integer(1)), None),
     ('pretrain.focal.k', NON_NEGATIVE, None),
     ('pretrain.focal.eps', POSITIVE, None),
@@ -253,7 +255,7 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     # Evaluation.
     ('eval.batch_size', integer(1), None),
     ('eval.every_epochs', integer(0), None),
-    ('eval.protocols', CommaList(tuple(trainer.PROTOCOLS)), None),
+    ('eval.protocols', CommaList(tuple(protocols.PROTOCOLS)), None),
     ('eval.multi_clip_fraction', FRACTION, None),
     ('probe.epochs', integer(1), _trains('probe')),
     ('probe.batch_size', integer(1), None),

@@ -14,6 +14,11 @@ from cascadeformer_jax.models.config import ModelConfig
 from cascadeformer_jax.models.pretraining import model_config_for_objective
 
 
+# What a run does (cascadeformer_jax/experiment.py): 'train' (pretrain + finetune + test), 'pretrain', 'finetune',
+# 'eval' (test evaluation of a trained classifier) or 'probe' (linear probe and kNN of a frozen T1).
+MODES = ('train', 'pretrain', 'finetune', 'eval', 'probe')
+
+
 def pretrain_objective_defaults() -> dict[str, Any]:
   """The objective fields of ``config.pretrain`` with their defaults (objectives/losses.py reads them)."""
   return dict(
@@ -66,6 +71,10 @@ def experiment_config(dataset: str, model: ModelConfig, data_variant: str | None
   config.progress = True
   config.tensorboard = True
   config.distributed = ml_collections.ConfigDict(dict(coordinator_address='', num_processes=0, process_id=-1))
+  # restart: move the work directory's earlier results aside (into <workdir>.before-restart-<time>) and start over.
+  config.restart = False
+  # debug: show library tracebacks (also $CASCADEFORMER_DEBUG=1).
+  config.debug = False
   return config
 
 

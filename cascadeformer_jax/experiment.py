@@ -9,20 +9,27 @@
 Everything lands in the work directory (cascadeformer_jax/workdir.py); rerunning the same command resumes.
 """
 
+import datetime
 import json
+import os
 import time
 from typing import Any
 
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 
 from cascadeformer_jax import checkpoint_io
+from cascadeformer_jax import config_checks
 from cascadeformer_jax import configuration
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax import model_sources
 from cascadeformer_jax import objectives
+from cascadeformer_jax import io_checks
 from cascadeformer_jax import partitioning
+from cascadeformer_jax import recipe as recipe_lib
 from cascadeformer_jax import workdir as workdir_lib
+from cascadeformer_jax import workdir_lock
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.evaluate import evaluators
 from cascadeformer_jax.evaluate import protocols
@@ -31,8 +38,13 @@ from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.train import reporting
 from cascadeformer_jax.train import trainer
 
-MODES = ('train', 'pretrain', 'finetune', 'eval', 'probe')
+MODES = configuration.MODES
 TrainingError = trainer.TrainingError
+TRAINING_MODES = ('train', 'pretrain', 'finetune')
+
+
+class RecipeMismatchError(ValueError):
+  """The work directory holds results of a different recipe than the config asks for."""
 
 
 def check_config(config: ml_collections.ConfigDict, model_config: ModelConfig) -> None:
@@ -132,17 +144,120 @@ def probe(run: trainer.Run) -> dict[str, Any]:
 
 
 def prepare_workdir(config: ml_collections.ConfigDict) -> workdir_lib.Workdir:
+  """Creates the work directory; config.json describes the run that trains in it (evaluations leave it alone)."""
   workdir = workdir_lib.Workdir(config.workdir)
   if jax.process_index() == 0:
     workdir.path.mkdir(parents=True, exist_ok=True)
-    workdir.config_file.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
+    if config.mode in TRAINING_MODES or not workdir.config_file.exists():
+      workdir.config_file.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
   return workdir
 
 
+def stages_used(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The stages whose results this run trains or builds on (evaluation and probe modes train nothing)."""
+  if config.mode == 'train':
+    return workdir_lib.STAGES
+  if config.mode == 'pretrain':
+    return (workdir_lib.PRETRAIN,)
+  if config.mode == 'finetune':
+    builds_on_pretraining = config.finetune.t1_init == 'pretrained' and not config.init_from
+    return ((workdir_lib.PRETRAIN,) if builds_on_pretraining else ()) + (workdir_lib.FINETUNE,)
+  return ()
+
+
+def _stage_started(workdir: workdir_lib.Workdir, stage: str) -> bool:
+  checkpoints = workdir.checkpoints_dir(stage)
+  has_checkpoints = checkpoints.is_dir() and any(name.isdigit() for name in os.listdir(checkpoints))
+  return (has_checkpoints or workdir.recipe_file(stage).is_file()
+          or any(checkpoint_io.is_model_dir(d) for d in (workdir.final_dir(stage), workdir.best_dir(stage))))
+
+
+def _stored_recipe(workdir: workdir_lib.Workdir, stage: str) -> dict[str, Any] | None:
+  stored = trainer.stored_stage_recipe(workdir, stage)
+  if stored is None and workdir.config_file.is_file():  # Written before recipes were stored: use its config.
+    stored = recipe_lib.stage_recipe(ml_collections.ConfigDict(json.loads(workdir.config_file.read_text())), stage)
+  return stored
+
+
+def check_recipes(config: ml_collections.ConfigDict, workdir: workdir_lib.Workdir) -> None:
+  """Refuses, before any work, to train on top of or next to results of a different recipe."""
+  lines = []
+  for stage in stages_used(config):
+    if not _stage_started(workdir, stage):
+      continue
+    stored = _stored_recipe(workdir, stage)
+    if stored is None:
+      continue
+    found = recipe_lib.changes(stored, recipe_lib.stage_recipe(config, stage))
+    if found:
+      lines.append(recipe_lib.mismatch_message(str(workdir.stage_dir(stage)), found))
+  if lines:
+    raise RecipeMismatchError('\n'.join(lines))
+
+
+def restart(workdir: workdir_lib.Workdir) -> None:
+  """Moves the work directory's contents (not its lock) aside into <workdir>.before-restart-<time>/."""
+  if not workdir.path.is_dir():
+    return
+  entries = [entry for entry in workdir.path.iterdir() if entry.name != workdir_lock.LOCK_FILE]
+  if not entries:
+    return
+  stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+  aside = workdir.path.with_name(f'{workdir.path.name}.before-restart-{stamp}')
+  aside.mkdir()
+  for entry in entries:
+    entry.rename(aside / entry.name)
+  print(f'moved the earlier results of {workdir.path} to {aside}', flush=True)
+
+
+def completed_summary(config: ml_collections.ConfigDict, workdir: workdir_lib.Workdir) -> dict[str, Any] | None:
+  """The stored summary if this training run is already complete in ``workdir`` (same recipe), else None."""
+  if config.mode not in TRAINING_MODES:
+    return None
+  stages = (workdir_lib.PRETRAIN,) if config.mode == 'pretrain' else (workdir_lib.FINETUNE,)
+  if not all(checkpoint_io.is_model_dir(workdir.final_dir(stage)) for stage in stages):
+    return None
+  summary: dict[str, Any] = {'workdir': str(workdir.path), 'complete': True, 'seconds': 0.0}
+  if config.mode == 'pretrain':
+    return summary
+  if not workdir.results_file.is_file():
+    return None
+  results = json.loads(workdir.results_file.read_text())
+  reported = {str(d) for d in workdir.classifier_dirs(config.finetune.get('select_best', 'last'))}
+  if results.get('model') not in reported:  # written by an evaluation of another model
+    return None
+  summary['test'] = results
+  return summary
+
+
 def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """Runs ``config.mode`` and returns a summary ({'workdir', 'seconds'} plus 'test' or 'probe' results)."""
+  """Runs ``config.mode`` and returns a summary ({'workdir', 'seconds'} plus 'test' or 'probe' results).
+
+  Checks the config against its constraint table and the work directory against the recipe it was trained with
+  before any work, and holds the work directory's lock for the whole run.
+  """
+  config_checks.validate(config)
   model_config = configuration.model_config(config)
   check_config(config, model_config)
+  workdir = workdir_lib.Workdir(config.workdir)
+  io_checks.check_writable(workdir.path, 'work directory')
+  primary = jax.process_index() == 0
+  with workdir_lock.WorkdirLock(workdir.path, primary=primary) as lock:
+    if lock.taken_over and primary:
+      print(f'taking over the work directory from a run that ended without releasing it (process '
+            f'{lock.taken_over.get("pid")} on host {lock.taken_over.get("host")})', flush=True)
+    if config.get('restart', False):
+      if primary:
+        restart(workdir)
+      multihost_utils.sync_global_devices(f'restart:{workdir.path}')
+    check_recipes(config, workdir)
+    completed = completed_summary(config, workdir)
+    if completed is not None:
+      return completed
+    return _run_modes(config, model_config)
+
+
+def _run_modes(config: ml_collections.ConfigDict, model_config: ModelConfig) -> dict[str, Any]:
   sources.ensure_built(config.data)
   mesh = partitioning.make_mesh()
   workdir = prepare_workdir(config)

@@ -9,11 +9,12 @@ See the README for the work directory layout and the configs for the recipes.
 
 import os
 import pathlib
-import sys
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
+
+from cascadeformer_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.mark_flags_as_required(['config'])
@@ -36,11 +37,10 @@ def main(argv):
   distributed = config.distributed
   partitioning.maybe_initialize_distributed(distributed.coordinator_address, distributed.num_processes,
                                             distributed.process_id)
-  try:
-    summary = experiment.run(config)
-  except (experiment.TrainingError, ValueError, FileNotFoundError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+  summary = experiment.run(config)
+  if summary.get('complete'):
+    print(f'already complete: {summary["workdir"]} holds the finished run of this recipe (pass '
+          '--config.restart=True to train again, or --config.mode=eval to evaluate again)')
   if 'test' in summary:
     test = summary['test']
     line = f'test accuracy {test["accuracy"]:.4f} (top-5 {test["top5"]:.4f}) on {test["count"]} clips'
@@ -56,4 +56,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

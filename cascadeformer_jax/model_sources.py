@@ -5,7 +5,8 @@
   training work directory  its selected classifier, else its final classifier, else its pretrained T1
                            (:meth:`cascadeformer_jax.workdir.Workdir.model_dirs`)
   published folder         the ``<Prefix>_*.pt`` files of the published checkpoints, converted in memory
-  ``hf:<folder>``          a published folder named the way the README's commands name it
+  ``hf:<folder>``          a folder of the published Hugging Face repository, downloaded through the Hub's cache
+                           and converted once into a cached model directory (convert/hub.py)
 
 The API (``cfx.load_classifier``), evaluation (``--config.init_from``), ``predict`` and ``convert`` all load through
 :func:`load`.
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 
 from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax import workdir as workdir_lib
+from cascadeformer_jax.convert import hub
 from cascadeformer_jax.convert.convert import read_published_folder
 from cascadeformer_jax.models import ModelConfig
 
@@ -38,8 +40,8 @@ class LoadedModel:
 
 
 def published_folder(source: str) -> pathlib.Path:
-  """The local published folder that ``hf:<folder>`` (or a plain path) names."""
-  return pathlib.Path(source[len(HF_PREFIX):] if source.startswith(HF_PREFIX) else source)
+  """The local published folder that ``hf:<folder>`` (downloaded, see convert/hub.py) or a plain path names."""
+  return hub.download_published_folder(source)
 
 
 def _model_dirs(path: pathlib.Path) -> list[pathlib.Path]:
@@ -76,6 +78,14 @@ def load(source: str | os.PathLike, kinds: tuple[str, ...] = (checkpoint_io.CLAS
   overrides = dict(overrides or {})
   _check_overrides(overrides)
   text = os.fspath(source)
+  if text.startswith(HF_PREFIX) and not pathlib.Path(text[len(HF_PREFIX):]).is_dir() and jax.process_count() == 1:
+    # Converted once, then loaded from the cached model directory.
+    directory = hub.published_model_dir(text, config)
+    for kind in kinds:
+      if kind in checkpoint_io.read_model_dir_metadata(directory)['contents']:
+        model_config, params = checkpoint_io.load_model_dir(directory, kind, config, any_pretraining_head)
+        return LoadedModel(kind, model_config.replace(**overrides), params, text)
+    raise checkpoint_io.ModelDirError(f'{text}: holds no {" or ".join(kinds)} model')
   path = published_folder(text)
   if not path.exists():
     raise FileNotFoundError(f'{text}: no such model directory, work directory or published checkpoint folder')

@@ -17,11 +17,12 @@ A bank of training embeddings for the kNN and Mahalanobis anomaly scores is made
 
 import json
 import pathlib
-import sys
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
+
+from cascadeformer_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (model and dataset).')
 _INIT_FROM = flags.DEFINE_string('init_from', None, 'Model directory, training work directory or hf:<folder>.')
@@ -45,22 +46,17 @@ def main(argv):
 
   configuration.quiet_logs()
   if (_INPUT.value is None) == (_SPLIT.value is None):
-    print('error: pass exactly one of --input and --split', file=sys.stderr)
-    return 2
-  try:
-    predictor = inference.Predictor.load(_CONFIG.value, configuration.model_config(_CONFIG.value), _INIT_FROM.value)
-    if _INPUT.value is not None:
-      names, clips = inference.read_clips(_INPUT.value, predictor.data_config)
-      outputs = predictor.predict_raw(clips, names)
-    else:
-      outputs = predictor.predict_split(_SPLIT.value)
-    scores = None
-    if _ANOMALY.value or _BANK.value:
-      bank = inference.read_bank(_BANK.value) if _BANK.value else None
-      scores = inference.scores_for(outputs, bank, _KNN.value)
-  except (ValueError, FileNotFoundError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+    raise app.UsageError('pass exactly one of --input and --split')
+  predictor = inference.Predictor.load(_CONFIG.value, configuration.model_config(_CONFIG.value), _INIT_FROM.value)
+  if _INPUT.value is not None:
+    names, clips = inference.read_clips(_INPUT.value, predictor.data_config)
+    outputs = predictor.predict_raw(clips, names)
+  else:
+    outputs = predictor.predict_split(_SPLIT.value)
+  scores = None
+  if _ANOMALY.value or _BANK.value:
+    bank = inference.read_bank(_BANK.value) if _BANK.value else None
+    scores = inference.scores_for(outputs, bank, _KNN.value)
   top = inference.top_k(outputs, predictor.class_names, _TOP_K.value)
   if _INPUT.value is not None:
     for name, entries in zip(outputs['names'], top):
@@ -77,4 +73,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -6,6 +6,8 @@
       config.json  metrics.jsonl  tensorboard/  curves.png        resolved config, metrics, curves
       pretrain/checkpoints/  pretrain/final/                       stage 1: Orbax checkpoints, final model directory
       finetune/checkpoints/  finetune/best/  finetune/final/       stage 2: ... and the selected model directory
+      <stage>/recipe.json                                          what the stage is trained with (recipe.py)
+      run.lock                                                     the live run that holds the directory
       results.json  report.md  confusion_matrix.{png,csv}          test evaluation
       probe.json                                                   --config.mode=probe
 """
@@ -43,6 +45,10 @@ class Workdir:
   def final_dir(self, stage: str) -> pathlib.Path:
     """Model directory written when the stage completes."""
     return self.stage_dir(stage) / 'final'
+
+  def recipe_file(self, stage: str) -> pathlib.Path:
+    """The stage's recipe (cascadeformer_jax/recipe.py), written when the stage starts training."""
+    return self.stage_dir(stage) / 'recipe.json'
 
   def best_dir(self, stage: str) -> pathlib.Path:
     """Model directory of the best validation epoch (only with select_best != 'last')."""

@@ -52,6 +52,14 @@ def read_clips(path: str, data_config: ml_collections.ConfigDict) -> tuple[list[
     raise FileNotFoundError(f'{path}: no such input file')
   suffix = path.suffix.lower()
   ndim = 1 + len(_stored_shape(data_config))
+  if suffix in ('.npy', '.npz'):
+    # np.load guesses the format from the first bytes and blames pickles for anything it does not recognise.
+    with path.open('rb') as f:
+      head = f.read(6)
+    expected = (b'\x93NUMPY', 'a NumPy .npy file (numpy.save)') if suffix == '.npy' else (b'PK', 'a NumPy .npz '
+                                                                                           'archive (numpy.savez)')
+    if not head.startswith(expected[0]):
+      raise ValueError(f'{path}: not {expected[1]}: it does not start with that format\'s signature')
   if suffix == '.npy':
     try:
       array = np.load(path, allow_pickle=False)

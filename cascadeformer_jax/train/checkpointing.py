@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from cascadeformer_jax import io_checks
 from cascadeformer_jax.models import ModelConfig
 
 
@@ -21,20 +22,33 @@ class ResumeError(ValueError):
 
 
 class StageCheckpointer:
-  """Saves and restores ``{state, data-iterator state, meta}`` of one stage."""
+  """Saves and restores ``{state, data-iterator state, meta}`` of one stage.
+
+  Saves are asynchronous; a failed one raises io_checks.WriteError (naming the checkpoint and the reason) at the
+  next `poll()`, `save()` or `wait()`, so call `poll()` after every training step.
+  """
 
   def __init__(self, directory: pathlib.Path, keep: int = 2):
     self.directory = pathlib.Path(directory).absolute()
     options = ocp.CheckpointManagerOptions(max_to_keep=max(int(keep), 1), create=True)
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+    with io_checks.checked_write('checkpoint folder', self.directory):
+      self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self._watch = io_checks.AsyncSaveWatch(self._manager, self.directory)
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
   def save(self, step: int, state: Any, data_state: dict[str, Any], meta: dict[str, Any]) -> None:
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state), meta=ocp.args.JsonSave(meta)),
-                       force=True)
+    self._watch.poll()
+    with io_checks.checked_write('checkpoint', self.directory / str(step)):
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state), meta=ocp.args.JsonSave(meta)),
+                         force=True)
+    self._watch.saved(step)
+
+  def poll(self) -> None:
+    """Raises io_checks.WriteError if an asynchronous save has failed (never waits for one in progress)."""
+    self._watch.poll()
 
   def restore(self, abstract_state: Any, model_config: ModelConfig, stage: str,
               step: int | None = None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -52,11 +66,13 @@ class StageCheckpointer:
     return restored['state'], restored['data'], meta
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    self._watch.wait()
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    try:
+      self._watch.wait()
+    finally:
+      self._manager.close()
 
 
 def abstract_like(tree: Any) -> Any:

@@ -33,9 +33,24 @@ class MetricWriter:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
           self._tensorboard.add_scalar(f'{stage}/{name}', value, int(step))
 
+  def forget_after(self, stages: tuple[str, ...], step: int) -> None:
+    """Drops the records of ``stages`` after ``step``: a resumed stage redoes those steps and logs them again."""
+    if not self._active or not self._path.exists():
+      return
+    lines = self._path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and not _after(json.loads(line), stages, step)]
+    if len(kept) != len([line for line in lines if line.strip()]):
+      staging = self._path.with_name(self._path.name + '.tmp')
+      staging.write_text(''.join(line + '\n' for line in kept))
+      staging.replace(self._path)
+
   def close(self) -> None:
     if self._tensorboard is not None:
       self._tensorboard.close()
+
+
+def _after(record: dict[str, Any], stages: tuple[str, ...], step: int) -> bool:
+  return record.get('stage') in stages and int(record.get('step', 0)) > step
 
 
 def _to_python(value: Any) -> Any:

@@ -6,6 +6,8 @@ Rerunning a stage resumes from its latest checkpoint; a finished stage returns i
 """
 
 import dataclasses
+import json
+import signal
 from typing import Any, Protocol
 
 import jax
@@ -16,6 +18,8 @@ from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax import objectives
 from cascadeformer_jax import partitioning
+from cascadeformer_jax import recipe as recipe_lib
+from cascadeformer_jax import runtime
 from cascadeformer_jax import workdir as workdir_lib
 from cascadeformer_jax.evaluate import predictions
 from cascadeformer_jax.models import CascadeClassifier
@@ -103,13 +107,19 @@ class StageRunner:
     state = partitioning.run_once(lambda p: steps_lib.init_state(p, optimizer), params, out_shardings=replicated)
     del params
 
+    recipe = recipe_lib.stage_recipe(run.config, self.stage)
+    if jax.process_index() == 0:
+      write_stage_recipe(run.workdir, self.stage, recipe)
     checkpointer = checkpointing.StageCheckpointer(run.workdir.checkpoints_dir(self.stage), run.config.checkpoint.keep)
+    self.checkpointer = checkpointer
     best = {'metric': None, 'step': None}
     if checkpointer.latest_step() is not None:
       state, data_state, meta = checkpointer.restore(checkpointing.abstract_like(state), run.model_config,
                                                      self.stage)
       train_iterator.set_state(dict(data_state, process_index=jax.process_index()))
       best = meta.get('best', best)
+      # The steps after the checkpoint are done again: their earlier records would appear twice.
+      run.writer.forget_after((self.stage, f'{self.stage}_eval'), int(state['step']))
       if jax.process_index() == 0:
         print(f'[{self.stage}] resuming from step {int(state["step"])} ({checkpointer.directory})', flush=True)
 
@@ -125,42 +135,67 @@ class StageRunner:
     checkpoint_every = int(run.config.checkpoint.every_steps)
     checkpoint_every_epochs = int(run.config.checkpoint.get('every_epochs', 1))
     eval_every = int(run.config.eval.every_epochs)
+    saved_step = step if checkpointer.latest_step() is not None else None
+
+    def save_checkpoint():
+      nonlocal saved_step
+      checkpointer.save(step, state, train_iterator.get_state(),
+                        {'stage': self.stage, 'model': run.model_config.to_dict(), 'step': step,
+                         'epoch': step // steps_per_epoch, 'best': best, 'recipe': recipe})
+      saved_step = step
+
     try:
-      while step < total_steps:
-        batch = partitioning.global_batch(predictions.model_inputs(next(train_iterator)), run.mesh)
-        state, step_metrics = step_fn(state, batch, rng)
-        step += 1
-        pending.append((step, step_metrics))
-        epoch_end = step % steps_per_epoch == 0
-        if len(pending) >= log_every or epoch_end or step == total_steps:
-          self._flush_metrics(pending, progress, steps_per_epoch)
-          pending = []
-        if epoch_end and eval_every and ((step // steps_per_epoch) % eval_every == 0 or step == total_steps):
-          best = self._evaluate(state, step, steps_per_epoch, best, progress)
-        epoch_checkpoint = (epoch_end and checkpoint_every_epochs > 0
-                            and (step // steps_per_epoch) % checkpoint_every_epochs == 0)
-        if (checkpoint_every and step % checkpoint_every == 0) or epoch_checkpoint or step == total_steps:
-          checkpointer.save(step, state, train_iterator.get_state(),
-                            {'stage': self.stage, 'model': run.model_config.to_dict(), 'step': step,
-                             'epoch': step // steps_per_epoch, 'best': best})
-      checkpointer.wait()
+      with runtime.stop_requests() as stop:
+        while step < total_steps:
+          batch = partitioning.global_batch(predictions.model_inputs(next(train_iterator)), run.mesh)
+          state, step_metrics = step_fn(state, batch, rng)
+          step += 1
+          pending.append((step, step_metrics))
+          epoch_end = step % steps_per_epoch == 0
+          if len(pending) >= log_every or epoch_end or step == total_steps or stop.signal is not None:
+            self._flush_metrics(pending, progress, steps_per_epoch)
+            pending = []
+          if epoch_end and eval_every and ((step // steps_per_epoch) % eval_every == 0 or step == total_steps):
+            best = self._evaluate(state, step, steps_per_epoch, best, progress)
+          epoch_checkpoint = (epoch_end and checkpoint_every_epochs > 0
+                              and (step // steps_per_epoch) % checkpoint_every_epochs == 0)
+          if (checkpoint_every and step % checkpoint_every == 0) or epoch_checkpoint or step == total_steps:
+            save_checkpoint()
+          checkpointer.poll()
+          if stop.signal is not None and step < total_steps:
+            if saved_step != step:
+              save_checkpoint()
+            checkpointer.wait()
+            raise runtime.Interrupted(
+                f'{signal.Signals(stop.signal).name}: stopped at step {step} of {total_steps} ({self.stage}); '
+                f'checkpoint saved in {checkpointer.directory}. Rerun the same command to resume.', stop.signal)
+        checkpointer.wait()
     finally:
       progress.close()
       checkpointer.close()
       train_iterator.close()
     params = jax.device_get(state['params'])
     checkpoint_io.replace_model_dir(self.final_dir(), run.model_config, {self.kind: params},
-                                    {'stage': self.stage, 'workdir': str(run.workdir.path), 'steps': total_steps})
+                                    {'stage': self.stage, 'workdir': str(run.workdir.path), 'steps': total_steps,
+                                     'recipe': recipe})
+    if stop.signal is not None:  # Asked to stop during the last step: the stage is complete, stop before the next.
+      raise runtime.Interrupted(f'{signal.Signals(stop.signal).name}: stopped after completing {self.stage} '
+                                f'({self.final_dir()}). Rerun the same command to continue.', stop.signal)
     return params
 
   def _flush_metrics(self, pending, progress, steps_per_epoch) -> None:
     host = jax.device_get([m for _, m in pending])
     for (step, _), values in zip(pending, host):
       if values['nonfinite']:
+        latest = self.checkpointer.latest_step()
+        if latest is None:
+          saved = 'No checkpoint of this stage exists yet, so a rerun starts the stage over'
+        else:
+          saved = (f'The checkpoint of step {latest} in {self.run.workdir.checkpoints_dir(self.stage)} is intact '
+                   'and a rerun resumes from it')
         raise TrainingError(
             f'[{self.stage}] the loss or gradients became non-finite at step {step} (loss {values["loss"]}); '
-            'that update was not applied and training stopped. The last checkpoint in '
-            f'{self.run.workdir.checkpoints_dir(self.stage)} is intact; lower the learning rate or enable '
+            f'that update was not applied and training stopped. {saved}; lower the learning rate or enable '
             'grad_clip_norm.')
     step, values = pending[-1][0], host[-1]
     shown = {k: float(values[k]) for k in ('loss', 'accuracy', 'lr') if k in values}
@@ -186,8 +221,26 @@ class StageRunner:
       checkpoint_io.replace_model_dir(self.run.workdir.best_dir(self.stage), self.run.model_config,
                                       {self.kind: jax.device_get(state['params'])},
                                       {'stage': self.stage, 'step': int(step), 'split': self.split,
-                                       'metric': float(metric)})
+                                       'metric': float(metric),
+                                       'recipe': recipe_lib.stage_recipe(self.run.config, self.stage)})
     return best
+
+
+def write_stage_recipe(workdir: workdir_lib.Workdir, stage: str, recipe: dict[str, Any]) -> None:
+  """Records what the stage is trained with (process 0), before its first checkpoint."""
+  path = workdir.recipe_file(stage)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  staging = path.with_name(path.name + '.tmp')
+  staging.write_text(json.dumps(recipe, indent=1, sort_keys=True) + '\n')
+  staging.replace(path)
+
+
+def stored_stage_recipe(workdir: workdir_lib.Workdir, stage: str) -> dict[str, Any] | None:
+  """The recipe a stage of ``workdir`` was trained with, or None if the stage never started."""
+  path = workdir.recipe_file(stage)
+  if path.is_file():
+    return json.loads(path.read_text())
+  return None
 
 
 def _error_metric(results: dict[str, Any]) -> str:

@@ -79,7 +79,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(fixture_dat
   config.mode = 'pretrain'
   config.pretrain.lr = 1e30  # The first update is finite but blows the parameters up; the second loss is not.
   config.checkpoint.every_steps = 1
-  with pytest.raises(experiment.TrainingError, match=r'non-finite at step 2 .*last checkpoint in .* is intact'):
+  with pytest.raises(experiment.TrainingError,
+                     match=r'non-finite at step 2 .*The checkpoint of step 1 in .* is intact and a rerun resumes'):
     experiment.run(config)
   checkpointer = checkpointing.StageCheckpointer(tmp_path / 'run' / 'pretrain' / 'checkpoints')
   assert checkpointer.latest_step() == 1
@@ -103,5 +104,10 @@ def test_resuming_with_another_model_is_refused(fixture_data_dir, tmp_path, fast
   # Remove the finished export so that the stage would resume from its checkpoints.
   checkpoint_io.remove_model_dir(tmp_path / 'run' / 'pretrain' / 'final')
   config.model.num_layers = 2
+  with pytest.raises(experiment.RecipeMismatchError, match=r'config.model.num_layers: 1 -> 2'):
+    experiment.run(config)
+  # Without the stored recipe (a work directory of an older version) the checkpoints still refuse the model.
+  (tmp_path / 'run' / 'pretrain' / 'recipe.json').unlink()
+  (tmp_path / 'run' / 'config.json').unlink()
   with pytest.raises(checkpointing.ResumeError, match=r"different model \(fields \['num_layers'\] differ\)"):
     experiment.run(config)
