@@ -117,10 +117,16 @@ def model_config(config: Any) -> ModelConfig:
 
 
 def quiet_logs() -> None:
-  """Silences absl/Orbax INFO chatter and known-harmless warnings for command-line tools."""
+  """Silences absl/Orbax chatter and known-harmless warnings for command-line tools.
+
+  Orbax logs the tracebacks of failed background saves, which the run reports itself in one line
+  (io_checks.WriteError); they are shown with the debug switch ($CASCADEFORMER_DEBUG=1).
+  """
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax import io_checks  # pylint: disable=g-import-not-at-top
 
   absl_logging.set_verbosity(absl_logging.WARNING)
+  level = logging.ERROR if io_checks.debug_enabled() else logging.CRITICAL
   for name in ('absl', 'orbax', 'jax._src.xla_bridge'):
-    logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger(name).setLevel(level)
   warnings.filterwarnings('ignore', category=UserWarning, module='orbax')

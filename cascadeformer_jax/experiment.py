@@ -12,6 +12,7 @@ Everything lands in the work directory (cascadeformer_jax/workdir.py); rerunning
 import datetime
 import json
 import os
+import pathlib
 import time
 from typing import Any
 
@@ -223,8 +224,10 @@ def completed_summary(config: ml_collections.ConfigDict, workdir: workdir_lib.Wo
   if not workdir.results_file.is_file():
     return None
   results = json.loads(workdir.results_file.read_text())
-  reported = {str(d) for d in workdir.classifier_dirs(config.finetune.get('select_best', 'last'))}
-  if results.get('model') not in reported:  # written by an evaluation of another model
+  # Compared below the work directory, which may have been moved since.
+  reported = {d.relative_to(workdir.path).parts for d in workdir.classifier_dirs(config.finetune.get('select_best',
+                                                                                                     'last'))}
+  if tuple(pathlib.Path(results.get('model', '')).parts[-2:]) not in reported:  # an evaluation of another model
     return None
   summary['test'] = results
   return summary

@@ -9,6 +9,8 @@ from typing import Any, TextIO
 
 import jax
 
+from cascadeformer_jax import io_checks
+
 
 class MetricWriter:
   """Appends metrics to ``metrics.jsonl`` and TensorBoard event files (process 0 only)."""
@@ -26,7 +28,7 @@ class MetricWriter:
       return
     values = {name: _to_python(value) for name, value in metrics.items()}
     record = {'stage': stage, 'step': int(step), **context, **values, 'time': round(time.time(), 3)}
-    with self._path.open('a') as f:
+    with io_checks.checked_write('metrics file', self._path), self._path.open('a') as f:
       f.write(json.dumps(record) + '\n')
     if self._tensorboard is not None:
       for name, value in values.items():
