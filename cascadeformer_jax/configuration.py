@@ -126,7 +126,7 @@ def quiet_logs() -> None:
   from cascadeformer_jax import io_checks  # pylint: disable=g-import-not-at-top
 
   absl_logging.set_verbosity(absl_logging.WARNING)
-  level = logging.ERROR if io_checks.debug_enabled() else logging.CRITICAL
   for name in ('absl', 'orbax', 'jax._src.xla_bridge'):
-    logging.getLogger(name).setLevel(level)
+    logging.getLogger(name).setLevel(logging.ERROR)
+  io_checks.hide_logged_errors()
   warnings.filterwarnings('ignore', category=UserWarning, module='orbax')

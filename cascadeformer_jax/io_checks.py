@@ -6,7 +6,7 @@ Orbax only reports when it is next waited on).
 """
 
 import contextlib
-import errno
+import logging
 import os
 import pathlib
 import re
@@ -97,6 +97,39 @@ def checked_write(what: str, path: str | os.PathLike) -> Iterator[None]:
     raise write_error(what, path, e) from e
 
 
+class _LoggedErrors(logging.Filter):
+  """Remembers the last exception that a library logged (Orbax logs some background failures instead of raising
+  them) and, once `hide_logged_errors()` was called, keeps it off the console."""
+
+  def __init__(self):
+    super().__init__()
+    self.last: BaseException | None = None
+    self.show = True
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.ERROR and record.exc_info and record.exc_info[1] is not None:
+      self.last = record.exc_info[1]
+    return self.show or record.levelno >= logging.CRITICAL
+
+
+_LOGGED_ERRORS = _LoggedErrors()
+_LIBRARY_LOGGERS = ('absl', 'orbax')
+
+
+def _watch_logged_errors() -> _LoggedErrors:
+  for name in _LIBRARY_LOGGERS:
+    logger = logging.getLogger(name)
+    if _LOGGED_ERRORS not in logger.filters:
+      logger.addFilter(_LOGGED_ERRORS)
+  return _LOGGED_ERRORS
+
+
+def hide_logged_errors() -> None:
+  """Keeps library error logs (and their tracebacks) off the console unless the debug switch is on: the run
+  reports those failures itself, in one line."""
+  _watch_logged_errors().show = debug_enabled()
+
+
 class AsyncSaveWatch:
   """Surfaces the failure of an Orbax CheckpointManager's asynchronous save as soon as the save has ended.
 
@@ -109,10 +142,13 @@ class AsyncSaveWatch:
     self._manager = manager
     self.directory = pathlib.Path(directory)
     self._pending: int | None = None
+    self._logged = _watch_logged_errors()
+    self._logged_before: BaseException | None = None
 
   def saved(self, step: int) -> None:
     """Records that a save of ``step`` was started."""
     self._pending = step
+    self._logged_before = self._logged.last
 
   def poll(self) -> None:
     """Raises WriteError if a started save has ended and failed; never blocks on a save in progress."""
@@ -130,8 +166,10 @@ class AsyncSaveWatch:
         raise
       raise write_error('checkpoint', self.directory / str(step), e) from e
     if step is not None and step not in self._manager.all_steps():
-      raise WriteError(f'could not write the checkpoint {self.directory / str(step)}: the save did not complete '
-                       '(see the log above)')
+      logged = self._logged.last if self._logged.last is not self._logged_before else None
+      if logged is not None:
+        raise write_error('checkpoint', self.directory / str(step), logged)
+      raise WriteError(f'could not write the checkpoint {self.directory / str(step)}: the save did not complete')
 
 
 def all_processes_succeeded(succeeded: bool) -> bool:
@@ -151,6 +189,3 @@ def all_processes_succeeded(succeeded: bool) -> bool:
   return bool(np.all(flags))
 
 
-def no_space_error(path: str | os.PathLike) -> OSError:
-  """The OSError a full disk gives, for fault injection in tests."""
-  return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))

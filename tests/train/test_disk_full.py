@@ -68,12 +68,12 @@ def test_full_disk_during_an_asynchronous_checkpoint(fixture_data_dir, tmp_path)
   first_step = int(result.stdout.split('filled before step ')[1].split(';')[0])
   seconds = float(result.stdout.split('stopped ')[1].split(' s later')[0])
   assert seconds < 60
-  stderr = [line for line in result.stderr.strip().splitlines() if line.startswith('error: ')]
+  # Sometimes TensorStore's completion callbacks of the failed save's other writes find the save's event loop
+  # closed and print that from C++ ('RuntimeError: Event loop is closed'); nothing else may appear.
+  stderr = [line for line in result.stderr.strip().splitlines()
+            if not line.startswith(('Traceback (most recent call last):', '  File "', '    '))
+            and line != 'RuntimeError: Event loop is closed']
   assert len(stderr) == 1, result.stderr[-3000:]
-  if how == 'tmpfs':
-    assert result.stderr.strip() == stderr[0]  # nothing else: no library traceback
-  # With a file-size limit instead of a full disk, TensorStore's callbacks also print 'Event loop is closed'
-  # tracebacks while the process exits; a real full disk does not.
   assert stderr[0].startswith(f'error: could not write the checkpoint {workdir / "pretrain" / "checkpoints"}/')
   assert any(reason in stderr[0] for reason in failure_injection.FULL_DISK_REASONS), stderr
   kept = eval(result.stdout.split('checkpoints ')[1].splitlines()[0])  # pylint: disable=eval-used
