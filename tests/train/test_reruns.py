@@ -131,3 +131,19 @@ def test_training_into_a_read_only_folder_is_one_line(fixture_data_dir, tmp_path
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(f'error: cannot write the work directory {tmp_path / "ro" / "run"}')
   assert any(reason in lines[0] for reason in failure_injection.READ_ONLY_REASONS)
+
+
+def test_the_api_loads_a_training_work_directory(finished):
+  import cascadeformer_jax as cfx  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax import checkpoint_io  # pylint: disable=g-import-not-at-top
+
+  workdir = finished[0]
+  classifier = cfx.load_classifier(workdir)
+  clips = np.random.default_rng(0).normal(size=(2, 16, 25, 3)).astype(np.float32)
+  _, final = checkpoint_io.load_model_dir(workdir / 'finetune' / 'final', 'classifier')
+  expected = cfx.load_classifier(workdir / 'finetune' / 'final')(clips)
+  np.testing.assert_array_equal(classifier(clips), expected)
+  assert final is not None
+  pretrained = cfx.load_pretrained(workdir)
+  assert pretrained.reconstruct(clips).shape == clips.shape
