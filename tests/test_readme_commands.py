@@ -1,0 +1,96 @@
+"""Every command and code block of the README is checked: Python blocks run as written (against generated weights
+of the published sizes), and every `python -m` command names an existing module, config file, flags that the
+module defines and `--config.` fields that the config has."""
+
+import functools
+import pathlib
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from cascadeformer_jax import config_checks
+from cascadeformer_jax import configuration
+from cascadeformer_jax.models import presets
+from tests.convert import original_layout
+from tests.convert import pt_files
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = (REPO_ROOT / 'README.md').read_text()
+
+
+def _blocks(language: str) -> list[str]:
+  return re.findall(rf'```{language}\n(.*?)```', README, re.S)
+
+
+def _commands() -> list[str]:
+  commands = []
+  for block in _blocks('bash'):
+    text = re.sub(r'\\\n\s*', ' ', block)  # continuation lines
+    for line in text.splitlines():
+      line = line.split('  #')[0].strip()
+      for part in re.split(r'&&|;', line):
+        part = part.strip()
+        if part.startswith('python -m ') and not part.startswith(('python -m pytest', 'python -m pip')):
+          commands.append(part)
+  return commands
+
+
+COMMANDS = _commands()
+
+
+@functools.lru_cache(maxsize=None)
+def _flags_of(module: str) -> frozenset[str]:
+  """The flags a module's command line accepts (absl flags, or argparse options of data_builders.build)."""
+  if (REPO_ROOT / module.replace('.', '/') / '__main__.py').is_file():
+    module += '.__main__'
+  script = (f'import importlib\nfrom absl import flags\nimportlib.import_module({module!r})\n'
+            'print("\\n".join(flags.FLAGS))')
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return frozenset(result.stdout.split())
+
+
+def test_the_readme_has_commands_and_code():
+  assert len(COMMANDS) >= 10 and len(_blocks('python')) >= 1
+
+
+@pytest.mark.parametrize('command', COMMANDS)
+def test_every_command_names_what_exists(command):
+  words = shlex.split(command.replace('<', '"<').replace('>', '>"'))
+  module = words[2]
+  module_path = REPO_ROOT / (module.replace('.', '/') + '.py')
+  assert module_path.is_file() or (REPO_ROOT / module.replace('.', '/') / '__main__.py').is_file(), module
+  options = [w for w in words[3:] if w.startswith('--') and not w.startswith('--config.')]
+  config_file = next((w.split('=', 1)[1] for w in options if w.startswith('--config=')), None)
+  if module.startswith('benchmarks.') or module == 'data_builders.build':
+    return  # argparse/absl scripts of their own; the module check above applies
+  known = _flags_of(module)
+  for option in options:
+    name = option[2:].split('=', 1)[0].strip('[]')
+    assert name in known, f'{command}: {module} has no flag --{name}'
+  if config_file and '<' not in config_file:
+    path, _, arg = config_file.partition(':')
+    assert (REPO_ROOT / path).is_file(), f'{command}: no config file {path}'
+    if '<' in arg:
+      return
+    config = configuration.load_config_file(REPO_ROOT / path, arg or None)
+    for word in words[3:]:
+      if word.startswith('--config.'):
+        field = word[len('--config.'):].split('=', 1)[0]
+        assert config_checks.get_field(config, field) is not config_checks.ABSENT, f'{command}: no field {field}'
+
+
+def test_python_blocks_run_as_written(tmp_path):
+  """The published-weights example, with random weights of the published N-UCLA 1.0 sizes in BEST_N_UCLA_1_0/."""
+  folder = tmp_path / 'BEST_N_UCLA_1_0'
+  folder.mkdir()
+  for role, tensors in original_layout.random_state_dicts(presets.published_model_config('n_ucla', '1.0')).items():
+    pt_files.write_state_dict(folder / f'NUCLA_{role}.pt', tensors)
+  for block in _blocks('python'):
+    result = subprocess.run([sys.executable, '-c', block + '\nprint("block ran")'], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=600,
+                            env={'PYTHONPATH': str(REPO_ROOT), 'JAX_PLATFORMS': 'cpu', 'PATH': '/usr/bin:/bin'})
+    assert result.returncode == 0 and result.stdout.strip().endswith('block ran'), result.stderr[-3000:]
