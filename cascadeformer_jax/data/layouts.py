@@ -3,15 +3,20 @@
 A layout is an ordered list of joint names and the parent of every joint; the root is its own parent (its bone is
 zero). Named layouts:
 
-| name | joints | source of the joint order | tree |
-|---|---|---|---|
-| `ntu25` | 25 | Kinect for Windows SDK 2.0 `JointType` enumeration (= the NTU RGB+D README's list) | CTR-GCN's NTU graph, rooted at spine_shoulder |
-| `nucla20` | 20 | Kinect for Windows SDK 1.x `NUI_SKELETON_POSITION_INDEX` (native N-UCLA order) | N-UCLA feeders' bone pairs, rooted at shoulder_center |
-| `penn13` | 13 | Penn Action README (columns of `x`, `y`, `visibility`) | head root, shoulders from the head, hips from the shoulders |
-| `coco17` | 17 | COCO keypoint format (`categories[0].keypoints` of `person_keypoints_*.json`) | COCO's `skeleton` made acyclic as pyskl/MMAction2's `coco` graph: rooted at the nose |
-| `mediapipe33` | 33 | MediaPipe Pose landmarker's 33 pose landmarks | MediaPipe's `POSE_CONNECTIONS` made acyclic, rooted at the nose |
-| `openpose25` | 25 | OpenPose `doc/02_output.md`, BODY_25 keypoint order | OpenPose's BODY_25 pairs (a tree), rooted at mid_hip |
-| `h36m17` | 17 | Human3.6M 17-joint subset as VideoPose3D's `h36m_skeleton` keeps it | VideoPose3D's parents, rooted at the pelvis |
+* `ntu25` (Kinect v2, NTU RGB+D): the Kinect for Windows SDK 2.0 `JointType` order (= the NTU RGB+D README's
+  list); tree: CTR-GCN's NTU graph, rooted at spine_shoulder.
+* `nucla20` (Kinect v1, native N-UCLA order): the Kinect for Windows SDK 1.x `NUI_SKELETON_POSITION_INDEX` order;
+  tree: the N-UCLA feeders' bone pairs, rooted at shoulder_center.
+* `penn13` (Penn Action): the README's joint order (columns of `x`, `y`, `visibility`); head root, shoulders from
+  the head, hips from the shoulders.
+* `coco17` (COCO keypoints, HRNet, ViTPose, ...): `categories[0].keypoints` of COCO's `person_keypoints_*.json`;
+  tree: COCO's `skeleton` made acyclic as pyskl/MMAction2's `coco` graph, rooted at the nose.
+* `mediapipe33`: the 33 landmarks of the MediaPipe Pose landmarker; tree: MediaPipe's `POSE_CONNECTIONS` made
+  acyclic, rooted at the nose.
+* `openpose25`: OpenPose `doc/02_output.md`, BODY_25 keypoint order; tree: OpenPose's BODY_25 pairs (already a
+  tree), rooted at mid_hip.
+* `h36m17`: the Human3.6M 17-joint subset as VideoPose3D's `h36m_skeleton` keeps it; tree: its parents, rooted at
+  the pelvis.
 
 The trees of `ntu25`, `nucla20` and `penn13` are the ones this project's bone representations have always used
 (`transforms.NTU_PARENTS`, `NUCLA_PARENTS`, `PENN_PARENTS` are these arrays). An explicit layout is a mapping

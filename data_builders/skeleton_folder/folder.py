@@ -103,15 +103,17 @@ class Problems:
 
   def __init__(self, folder: epath.Path):
     self.folder = folder
-    self.items: list[str] = []
+    self.items: list[tuple[float, str]] = []
 
-  def add(self, message: str) -> None:
-    self.items.append(message)
+  def add(self, message: str, line: float = float('inf')) -> None:
+    """Adds a problem; problems are listed by labels.csv line (those of no line last)."""
+    self.items.append((line, message))
 
   def raise_if_any(self, what: str) -> None:
     if not self.items:
       return
-    shown = self.items[:MAX_LISTED_PROBLEMS]
+    ordered = [message for _, message in sorted(self.items, key=lambda item: item[0])]
+    shown = ordered[:MAX_LISTED_PROBLEMS]
     more = len(self.items) - len(shown)
     lines = '\n'.join(f'  {item}' for item in shown)
     tail = f'\n  ... and {more} more' if more else ''
@@ -255,41 +257,42 @@ def read_labels(folder: epath.PathLike, spec: DatasetSpec, problems: Problems) -
     except StopIteration:
       break
     except csv.Error as e:
-      problems.add(f'{LABELS_FILE} line {reader.line_num}: malformed CSV ({e})')
+      problems.add(f'{LABELS_FILE} line {reader.line_num}: malformed CSV ({e})', reader.line_num)
       continue
     line = reader.line_num
     if not cells or not any(cell.strip() for cell in cells):
       continue
     if len(cells) != len(header):
       problems.add(f'{LABELS_FILE} line {line}: {len(cells)} fields, the header has {len(header)} '
-                   f'({",".join(header)})')
+                   f'({",".join(header)})', line)
       continue
     values = {column: cells[index].strip() for column, index in position.items()}
     bad = [column for column, value in values.items() if not value]
     if bad:
-      problems.add(f'{LABELS_FILE} line {line}, column {bad[0]!r}: empty')
+      problems.add(f'{LABELS_FILE} line {line}, column {bad[0]!r}: empty', line)
       continue
     path_value = values['path']
     normalised = _normalise_path(path_value)
     if normalised is None:
       problems.add(f'{LABELS_FILE} line {line}, column \'path\': {path_value!r} is outside the folder (give a path '
-                   'relative to the folder, without "..")')
+                   'relative to the folder, without "..")', line)
       continue
     if normalised in seen:
-      problems.add(f'{LABELS_FILE} line {line}, column \'path\': {path_value!r} duplicates line {seen[normalised]}')
+      problems.add(f'{LABELS_FILE} line {line}, column \'path\': {path_value!r} duplicates line '
+                   f'{seen[normalised]}', line)
       continue
     seen[normalised] = line
     label = values['label']
     if spec.classes is not None and label not in spec.classes:
       problems.add(f'{LABELS_FILE} line {line}, column \'label\': {label!r} is not one of the classes in '
-                   f'{DATASET_FILE} {list(spec.classes)}')
+                   f'{DATASET_FILE} {list(spec.classes)}', line)
       continue
     if spec.split_rule:
       split, group = '', values[spec.split_rule.column]
     else:
       split, group = values['split'], ''
       if split not in SPLITS:
-        problems.add(f'{LABELS_FILE} line {line}, column \'split\': {split!r} is not one of {list(SPLITS)}')
+        problems.add(f'{LABELS_FILE} line {line}, column \'split\': {split!r} is not one of {list(SPLITS)}', line)
         continue
     rows.append(Row(line=line, path=normalised, label=label, split=split, group=group))
   if spec.split_rule:
@@ -362,23 +365,24 @@ def check_clip(array: np.ndarray, spec: DatasetSpec) -> tuple[np.ndarray, int]:
     ValueError: the reason the clip does not fit the dataset.
   """
   joints, coords = spec.layout.num_joints, spec.coords
+  shape = array.shape
   if array.ndim == 3:
     array = array[:, None]
   elif array.ndim != 4:
-    raise ValueError(f'shape {array.shape}: expected (T, J, C) or (T, M, J, C)')
+    raise ValueError(f'shape {shape}: expected (T, J, C) or (T, M, J, C)')
   frames, persons, clip_joints, clip_coords = array.shape
   if clip_joints != joints:
-    raise ValueError(f'shape {array.shape}: {clip_joints} joints, layout {spec.layout.name!r} has {joints}')
+    raise ValueError(f'shape {shape}: {clip_joints} joints, layout {spec.layout.name!r} has {joints}')
   if clip_coords != coords:
     hint = ' (drop the confidence channel)' if clip_coords == coords + 1 else ''
-    raise ValueError(f'shape {array.shape}: {clip_coords} coordinates per joint, {DATASET_FILE} says coords '
+    raise ValueError(f'shape {shape}: {clip_coords} coordinates per joint, {DATASET_FILE} says coords '
                      f'{coords}{hint}')
   if frames == 0:
-    raise ValueError(f'shape {array.shape}: 0 frames')
+    raise ValueError(f'shape {shape}: 0 frames')
   if persons > spec.max_persons:
-    raise ValueError(f'shape {array.shape}: {persons} persons, {DATASET_FILE} says max_persons {spec.max_persons}')
+    raise ValueError(f'shape {shape}: {persons} persons, {DATASET_FILE} says max_persons {spec.max_persons}')
   if persons == 0:
-    raise ValueError(f'shape {array.shape}: 0 persons')
+    raise ValueError(f'shape {shape}: 0 persons')
   array = array.astype(np.float64, copy=False)
   bad = ~np.isfinite(array)
   count = int(bad.sum())
@@ -413,7 +417,7 @@ def check_folder(folder: epath.PathLike) -> tuple[DatasetSpec, list[Row], tuple[
     try:
       array, count = check_clip(load_clip(folder / row.path), spec)
     except ValueError as e:
-      problems.add(f'{LABELS_FILE} line {row.line} ({row.path}): {e}')
+      problems.add(f'{LABELS_FILE} line {row.line} ({row.path}): {e}', row.line)
       continue
     row.num_frames, row.num_persons, row.nonfinite = array.shape[0], _num_persons(array), count
     good_rows.append(row)
