@@ -1,6 +1,7 @@
 """Input pipelines: per-dataset transforms (`transforms`), example checks (`examples`), grain batching."""
 
 from cascadeformer_jax.data.config import DATASETS
+from cascadeformer_jax.data.config import FOLDER
 from cascadeformer_jax.data.config import default_data_config
 from cascadeformer_jax.data.config import joint_parents
 from cascadeformer_jax.data.config import model_input_shape

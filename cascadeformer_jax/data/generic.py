@@ -37,7 +37,7 @@ TEMPORAL_MODES = ('resample', 'pad')
 
 DEFAULT_SETTINGS = {
     'person_selection': 'abs_sum',
-    'centre_joints': (),  # () = the layout's centre joints
+    'centre_joints': (),  # joint names, resolved to indices by the caller; () = the layout's centre joints
     'centre_mode': 'first_frame',
     'scale': 'bone',
     'temporal': 'resample',
@@ -179,7 +179,8 @@ def process_clip(skeleton: np.ndarray, settings: Mapping[str, Any], parents: np.
     skeleton: (T, M, J, C) or (T, J, C), T ≥ 1, finite.
     settings: keys of `DEFAULT_SETTINGS` (missing keys take those defaults).
     parents: (J,) joint parents (for the bone scale).
-    centre_joints: the layout's centre joints, used when `settings['centre_joints']` is empty.
+    centre_joints: indices of the centre joints (the caller resolves `settings['centre_joints']`, names, or
+      takes the layout's centre).
     num_frames: T of the output.
     rng: per-example generator (used only when `train`).
     train: random window / rotation / scale instead of the deterministic transform.
@@ -194,8 +195,7 @@ def process_clip(skeleton: np.ndarray, settings: Mapping[str, Any], parents: np.
     x = select_person(x, options['person_selection'])
   if x.ndim != 3 or x.shape[0] < 1:
     raise ValueError(f'expected a (T >= 1, J, C) or (T, M, J, C) clip, got shape {np.shape(skeleton)}')
-  joints = list(options['centre_joints']) or list(centre_joints)
-  x = centre_clip(x, joints, options['centre_mode'])
+  x = centre_clip(x, list(centre_joints), options['centre_mode'])
   x = normalise_scale(x, parents, options['scale'])
   use_rng = rng if train else None
   if use_rng is not None and augment:
@@ -210,7 +210,7 @@ def process_clip(skeleton: np.ndarray, settings: Mapping[str, Any], parents: np.
   return x.astype(np.float32, copy=False), int(length)
 
 
-def validate_settings(settings: Mapping[str, Any], num_joints: int | None = None) -> None:
+def validate_settings(settings: Mapping[str, Any], joint_names: Sequence[str] | None = None) -> None:
   """Raises ValueError naming the field when a setting is out of its allowed set."""
   def check(field, allowed):
     if settings.get(field, DEFAULT_SETTINGS[field]) not in allowed:
@@ -232,5 +232,6 @@ def validate_settings(settings: Mapping[str, Any], num_joints: int | None = None
   if settings.get('rotation_max_deg', 0) < 0:
     raise ValueError('data config: generic.rotation_max_deg must be >= 0')
   for joint in settings.get('centre_joints', ()):
-    if num_joints is not None and not (isinstance(joint, int) and 0 <= joint < num_joints):
-      raise ValueError(f'data config: generic.centre_joints has {joint!r}, not a joint index in [0, {num_joints})')
+    if joint_names is not None and joint not in joint_names:
+      raise ValueError(f'data config: generic.centre_joints has {joint!r}, not a joint of the layout '
+                       f'{list(joint_names)}')
