@@ -8,7 +8,8 @@ front of the chest), jumping_jack (arms and legs spread and close, the body boun
 up, arms forward) and side_kick (the left leg swings out sideways). A clip is a 25-joint Kinect-v2-ordered body
 (metres) with per-clip body size, tempo, phase, amplitude, length (30-60 frames), facing direction (±30°), position
 and joint noise, mapped to the requested layout with `cascadeformer_jax.data.layouts.convert`; 2D clips are the
-image-plane projection in pixels (x right, y down). Deterministic: the folder depends only on the arguments.
+image-plane projection in pixels (x right, y down). In 30 % of the clips one joint is missing (zeros) for a few
+frames. Deterministic: the folder depends only on the arguments.
 
 `--group_split` writes a `subject` column and a split rule in dataset.json instead of a split column.
 """
@@ -128,6 +129,18 @@ def to_layout(clip: np.ndarray, layout: str, coords: int) -> np.ndarray:
   return pixels.astype(np.float32)
 
 
+def drop_joints(clip: np.ndarray, rng: np.random.Generator, probability: float = 0.3) -> np.ndarray:
+  """With `probability`, one random joint goes missing (all coordinates 0, as pose estimators report it) for a
+  burst of 3-8 frames."""
+  if rng.random() >= probability:
+    return clip
+  clip = clip.copy()
+  length = int(rng.integers(3, 9))
+  start = int(rng.integers(0, max(1, clip.shape[0] - length)))
+  clip[start:start + length, int(rng.integers(0, clip.shape[1]))] = 0
+  return clip
+
+
 def write_example(output: str | pathlib.Path, layout: str = 'coco17', coords: int | None = None,
                   clips_per_class: int = 24, test_fraction: float = 0.25, file_format: str = 'npy',
                   group_split: bool = False, seed: int = 0, name: str | None = None) -> pathlib.Path:
@@ -151,7 +164,7 @@ def write_example(output: str | pathlib.Path, layout: str = 'coco17', coords: in
   for label, class_name in enumerate(CLASS_NAMES):
     for repetition in range(clips_per_class):
       rng = np.random.default_rng([seed, label, repetition])
-      clip = to_layout(generate_clip(rng, label), layout_obj.name, coords)
+      clip = drop_joints(to_layout(generate_clip(rng, label), layout_obj.name, coords), rng)
       relative = f'clips/{class_name}_{repetition:03d}.{file_format}'
       path = output / relative
       if file_format == 'npy':
