@@ -72,6 +72,12 @@ class SkeletonFolder(tfds.core.GeneratorBasedBuilder):
       raise ValueError('skeleton_folder needs the folder (manual_dir) or the name of a built dataset (config)')
     return SkeletonFolderConfig(name=name)
 
+  def _create_builder_config(self, builder_config, version):
+    # Every folder brings its own config; TFDS would warn about a "custom data configuration" each time.
+    if isinstance(builder_config, SkeletonFolderConfig):
+      return builder_config
+    return super()._create_builder_config(builder_config, version)
+
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
     if config is None:
