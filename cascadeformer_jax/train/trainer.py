@@ -290,7 +290,7 @@ def _multi_clip_metrics(run: Run, params: Any, split: str) -> dict[str, float]:
 # Alternative evaluation protocols, reported next to the main one with --config.eval.protocols=a,b:
 # name -> (run, params, split) -> metrics.
 PROTOCOLS = {
-    # The original evaluated Penn Action and N-UCLA with a 4-head cross-attention (quirk Q1).
+    # The original evaluated Penn Action and N-UCLA with a 4-head cross-attention (quirk Q1, docs/original_code.md).
     'cross_attn_4_heads': lambda run, params, split: evaluate_classifier(
         run, params, split, model_config=run.model_config.replace(cross_attn_heads=4))['metrics'],
     # Padded frames masked out of attention and pooling (changes the outputs of the published weights).
