@@ -20,7 +20,7 @@ LAYOUT_FAMILIES = ('penn', 'nucla', 'ntu', 'generic')
 # partition reorder of its pipeline).
 STORED_LAYOUTS = {'penn': 'penn13', 'nucla': 'nucla20', 'ntu': 'ntu25'}
 
-# N-UCLA frozen-augmentation settings of the published runs (spec/MODEL.md §5, quirk Q12).
+# N-UCLA augmentation settings of the published runs (docs/original_code.md: training recipes, quirk Q12).
 _NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0.3)}
 
 

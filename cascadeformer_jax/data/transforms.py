@@ -2,7 +2,8 @@
 
 Every function takes and returns numpy arrays and draws randomness only from an explicit
 `np.random.Generator`, so the pipeline can derive it from (seed, epoch, example index).
-Formulas and their sources are in `spec/DATASETS.md` (§1.6 Penn Action, §2.5 N-UCLA, §3.7 NTU feeder).
+Formulas and their sources are in `docs/datasets.md` (Penn Action preprocessing, N-UCLA preprocessing, NTU feeder
+transforms); quirk numbers (Q5, Q11) refer to `docs/original_code.md`.
 
 Shape letters: T frames, M actor slots (2), J joints, C coordinates.
 """
@@ -25,7 +26,7 @@ NUCLA_PARTITION_ORDER = np.array(layouts.NUCLA_PARTITION_ORDER, dtype=np.int64)
 # layouts `penn13`, `nucla20` and `ntu25` (see layouts.py).
 # Penn Action has no torso joint; shoulders hang from the head and hips from the shoulders.
 PENN_PARENTS = layouts.LAYOUTS['penn13'].parents_array
-# N-UCLA feeders' bone pairs (spec/DATASETS.md §2.2), 0-based; shoulder_center (2) is the root.
+# N-UCLA feeders' bone pairs (docs/datasets.md, N-UCLA joints and classes), 0-based; shoulder_center (2) is the root.
 NUCLA_PARENTS = layouts.LAYOUTS['nucla20'].parents_array
 # CTR-GCN's NTU pairs, 0-based; spine_shoulder (20) is the root.
 NTU_PARENTS = layouts.LAYOUTS['ntu25'].parents_array
