@@ -173,7 +173,7 @@ def write_example(output: str | pathlib.Path, layout: str = 'coco17', coords: in
         np.savez_compressed(path, skeleton=clip)
       else:
         path.write_text(json.dumps({'skeleton': np.round(clip, 4).tolist()}))
-      subject = f's{repetition % clips_per_class:03d}'
+      subject = f's{repetition:03d}'
       split = 'test' if repetition >= clips_per_class - num_test else 'train'
       rows.append((relative, class_name, split, subject))
   dataset = {'name': name or output.name, 'layout': layout_obj.name, 'coords': coords, 'max_persons': 1,
