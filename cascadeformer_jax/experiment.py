@@ -239,6 +239,7 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
   Checks the config against its constraint table and the work directory against the recipe it was trained with
   before any work, and holds the work directory's lock for the whole run.
   """
+  configuration.resolve_dataset(config)  # folder datasets: build on first use, read joints and classes
   config_checks.validate(config)
   model_config = configuration.model_config(config)
   check_config(config, model_config)
