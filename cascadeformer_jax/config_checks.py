@@ -17,6 +17,7 @@ import ml_collections
 
 from cascadeformer_jax import configuration
 from cascadeformer_jax.data import config as data_config_lib
+from cascadeformer_jax.data import generic
 from cascadeformer_jax.data import transforms
 from cascadeformer_jax.evaluate import protocols
 from cascadeformer_jax.models import config as model_config_lib
@@ -162,6 +163,11 @@ def _trains(stage: str) -> Condition:
   return Condition(lambda config: config.get('mode') in modes, 'the stage trains in mode {mode!r}')
 
 
+# Folder datasets (data.layout 'generic') fill these in from the folder when the run starts.
+_READ = Condition(lambda config: config.data.get('layout') != 'generic' or bool(config.data.get('joint_layout')),
+                  'as read from the dataset folder')
+
+
 def _stage_rows(stage: str) -> list[tuple[str, Constraint, Condition | None]]:
   return [
       (f'{stage}.epochs', integer(1), _trains(stage)),
@@ -181,7 +187,7 @@ def _stage_rows(stage: str) -> list[tuple[str, Constraint, Condition | None]]:
 
 # (field below `config.`, allowed values, condition or None = always). One row per field.
 CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
-    ('dataset', OneOf(data_config_lib.DATASETS), None),
+    ('dataset', OneOf(data_config_lib.DATASETS + (data_config_lib.FOLDER,)), None),
     ('mode', OneOf(configuration.MODES), None),
     ('seed', SEED, None),
     ('published_accuracy', number(0, 100), None),
@@ -204,11 +210,11 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     ('model.pooling', OneOf(model_config_lib.POOLINGS), None),
     ('model.dtype', OneOf(('float32', 'bfloat16')), None),
     # Data.
-    ('data.name', OneOf(data_config_lib.DATASETS), None),
-    ('data.layout', OneOf(('penn', 'nucla', 'ntu')), None),
-    ('data.num_classes', integer(1), None),
-    ('data.num_joints', integer(1), None),
-    ('data.num_coords', integer(1), None),
+    ('data.layout', OneOf(data_config_lib.LAYOUT_FAMILIES), None),
+    ('data.num_classes', integer(1), _READ),
+    ('data.num_joints', integer(1), _READ),
+    ('data.num_coords', integer(1), _READ),
+    ('data.max_persons', integer(1), _READ),
     ('data.num_frames', integer(1), Condition(lambda config: config.data.get('layout') != 'penn',
                                               'clips are resized to this length')),
     ('data.max_frames', integer(0), None),
@@ -236,6 +242,13 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     ('data.ntu.min_crop_frames', integer(1), None),
     ('data.ntu.rotation_max_rad', number(0, math.pi), None),
     ('data.ntu.person_selection', OneOf(('abs_sum', 'motion_variance')), None),
+    ('data.generic.person_selection', OneOf(generic.PERSON_SELECTIONS), None),
+    ('data.generic.centre_mode', OneOf(generic.CENTRE_MODES), None),
+    ('data.generic.scale', OneOf(generic.SCALES), None),
+    ('data.generic.temporal', OneOf(generic.TEMPORAL_MODES), None),
+    ('data.generic.crop_interval', Interval(FRACTION), None),
+    ('data.generic.rotation_max_deg', number(0, 180), None),
+    ('data.generic.scale_range', Interval(POSITIVE), None),
     # Training stages.
     *_stage_rows('pretrain'),
     ('pretrain.mask_ratio', number(0, 1, low_open=True, high_open=True), None),
@@ -274,9 +287,12 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     ('distributed.process_id', integer(-1), None),
 ])
 
-# Text fields with no fixed set of values (paths, names, addresses): listed so that every field is accounted for.
+# Fields with no fixed set of values (paths, names, addresses; what a dataset folder describes, checked when it is
+# read): listed so that every field is accounted for.
 FREE_TEXT = frozenset({'workdir', 'init_from', 'variant', 'data.data_dir', 'data.tfds_name', 'data.tfds_config',
-                       'data.train_split', 'data.eval_split', 'distributed.coordinator_address'})
+                       'data.train_split', 'data.eval_split', 'distributed.coordinator_address', 'data.name',
+                       'data.folder', 'data.joint_layout', 'data.joint_names', 'data.parents', 'data.centre_indices',
+                       'data.generic.centre_joints'})
 
 ABSENT = object()
 

@@ -14,10 +14,18 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMOKE_DATASETS = ('synthetic_actions,1.0', 'ntu60_xsub,1.2', 'n_ucla,1.1', 'penn_action,1.0')
 
 
+def _shipped_configs():
+  """The smoke config of every built-in dataset, then the folder-dataset config as it is once its folder is read."""
+  for arg in SMOKE_DATASETS:
+    yield configuration.load_config_file(REPO_ROOT / 'configs' / 'smoke.py', arg)
+  config = configuration.load_config_file(REPO_ROOT / 'configs' / 'custom.py')
+  config.data.update(joint_layout='ntu25', num_classes=3, num_joints=25, num_coords=3, max_persons=2)
+  yield config
+
+
 def _base_config(field: str) -> ml_collections.ConfigDict:
   """A shipped config that has ``field``, in a mode where every row applies."""
-  for arg in SMOKE_DATASETS:
-    config = configuration.load_config_file(REPO_ROOT / 'configs' / 'smoke.py', arg)
+  for config in _shipped_configs():
     if config_checks.get_field(config, field) is not config_checks.ABSENT:
       config.mode = 'probe' if field.startswith('probe.') else 'train'
       return config
@@ -93,8 +101,7 @@ def test_every_shipped_config_passes(config_file):
 
 def test_every_numeric_and_text_field_is_in_the_table():
   rows = {field for field, _, _ in config_checks.CONSTRAINTS}
-  for arg in SMOKE_DATASETS:
-    config = configuration.load_config_file(REPO_ROOT / 'configs' / 'smoke.py', arg)
+  for config in _shipped_configs():
     for field, value in _leaves(config.to_dict()):
       if isinstance(value, bool):
         continue
