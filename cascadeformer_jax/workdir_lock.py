@@ -77,21 +77,16 @@ class WorkdirLock:
         if not _same_file(fd, self.path):
           os.close(fd)
           continue
+        self.taken_over = holder or None
+        record = {'pid': os.getpid(), 'host': socket.gethostname(),
+                  'started': datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
+                  'command': ' '.join(sys.argv)}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + '\n').encode(), 0)
+        os.fsync(fd)
       except BaseException:
-        if fd is not None:
-          try:
-            os.close(fd)
-          except OSError:
-            pass
+        os.close(fd)
         raise
-      self.taken_over = holder or None
-      record = {'pid': os.getpid(), 'host': socket.gethostname(),
-                'started': datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
-                'command': ' '.join(sys.argv)}
-      os.ftruncate(fd, 0)
-      os.lseek(fd, 0, os.SEEK_SET)
-      os.write(fd, (json.dumps(record) + '\n').encode())
-      os.fsync(fd)
       self._fd = fd
       return self
     raise WorkdirLockedError(f'could not take the lock {self.path}: it keeps being replaced by other runs')

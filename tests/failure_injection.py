@@ -47,7 +47,8 @@ def run_with_read_only_folder(command: list[str], folder: pathlib.Path, **kwargs
     folder.chmod(0o755)
 
 
-def run_with_full_disk(command: list[str], folder: pathlib.Path, size_bytes: int, **kwargs) -> subprocess.CompletedProcess:
+def run_with_full_disk(command: list[str], folder: pathlib.Path, size_bytes: int,
+                       **kwargs) -> subprocess.CompletedProcess:
   """Runs ``command`` with about ``size_bytes`` of space in ``folder`` (a tmpfs) or per written file (a limit)."""
   folder.mkdir(parents=True, exist_ok=True)
   if CAN_MOUNT:

@@ -108,6 +108,6 @@ def test_build_cli_errors_are_one_line(tmp_path):
                            f'--data_dir={tmp_path / "file" / "data"}', '--quiet'], capture_output=True, text=True,
                           cwd=REPO_ROOT, env=ENV, timeout=120)
   assert result.returncode == 1
-  assert result.stderr.strip() == f'error: cannot write the data dir {tmp_path / "file" / "data"}: {tmp_path / "file"} ' \
-                                  'is not a folder'
+  assert result.stderr.strip() == (f'error: cannot write the data dir {tmp_path / "file" / "data"}: '
+                                   f'{tmp_path / "file"} is not a folder')
   assert build  # imported without side effects

@@ -125,20 +125,31 @@ def ensure_built(data_config: ml_collections.ConfigDict, announce: bool = True) 
   import jax  # pylint: disable=g-import-not-at-top
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
 
-  if folder:
-    if jax.process_index() == 0:
-      _ensure_folder_built(data_config, announce)
-  elif jax.process_index() == 0 and not _builder(data_config).is_prepared():
-    import data_builders  # pylint: disable=g-import-not-at-top
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  failure = None
+  try:
+    if folder:
+      if jax.process_index() == 0:
+        _ensure_folder_built(data_config, announce)
+    elif jax.process_index() == 0 and not _builder(data_config).is_prepared():
+      import data_builders  # pylint: disable=g-import-not-at-top
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-    data_dir = config_lib.resolve_data_dir(data_config)
-    if announce:
-      print(f'building {data_config.tfds_name} in {data_dir} (once, about 15 s) ...', flush=True)
-    tfds.disable_progress_bar()
-    builder = data_builders.build_dataset(data_config.tfds_name, data_dir, config=data_config.tfds_config or None,
-                                          verbose=False)
-    if announce:
-      print(f'built {builder.data_path}', flush=True)
+      data_dir = config_lib.resolve_data_dir(data_config)
+      if announce:
+        print(f'building {data_config.tfds_name} in {data_dir} (once, about 15 s) ...', flush=True)
+      tfds.disable_progress_bar()
+      builder = data_builders.build_dataset(data_config.tfds_name, data_dir, config=data_config.tfds_config or None,
+                                            verbose=False)
+      if announce:
+        print(f'built {builder.data_path}', flush=True)
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    failure = e
   if jax.process_count() > 1:
-    multihost_utils.sync_global_devices('ensure_dataset')
+    # Every process learns whether process 0 built the dataset: after a failure a barrier would wait for ever.
+    import numpy as np  # pylint: disable=g-import-not-at-top
+
+    built = multihost_utils.process_allgather(np.array([failure is None], np.int32))
+    if not np.all(built):
+      raise failure or RuntimeError(f'building {data_config.tfds_name} failed on process 0 (see its log)')
+  elif failure is not None:
+    raise failure

@@ -96,7 +96,8 @@ def test_download_cache_revisions_offline_and_conversion(tmp_path, repository):
 def test_no_network_and_empty_cache(tmp_path):
   lines = _run(tmp_path, 'http://127.0.0.1:9', 'hf:BEST_N_UCLA_1_0')
   assert lines == [f'error: cannot download hf:{hub.DEFAULT_REPO}/BEST_N_UCLA_1_0: the Hugging Face Hub '
-                   f'(http://127.0.0.1:9) is not reachable and the folder is not in the cache {tmp_path / "hf" / "hub"}']
+                   '(http://127.0.0.1:9) is not reachable and the folder is not in the cache '
+                   f'{tmp_path / "hf" / "hub"}']
 
 
 def test_parse_source_and_local_folders(tmp_path):
