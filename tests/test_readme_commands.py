@@ -43,7 +43,13 @@ COMMANDS = _commands()
 
 @functools.lru_cache(maxsize=None)
 def _flags_of(module: str) -> frozenset[str]:
-  """The flags a module's command line accepts (absl flags, or argparse options of data_builders.build)."""
+  """The flags a module's command line accepts: absl flags of the package's CLIs, `--help` of other scripts."""
+  if not module.startswith('cascadeformer_jax'):
+    result = subprocess.run([sys.executable, '-m', module, '--help'], capture_output=True, text=True, cwd=REPO_ROOT,
+                            timeout=300, env={'PYTHONPATH': str(REPO_ROOT), 'JAX_PLATFORMS': 'cpu',
+                                              'PATH': '/usr/bin:/bin'})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return frozenset(re.findall(r'--(\w+)', result.stdout))
   if (REPO_ROOT / module.replace('.', '/') / '__main__.py').is_file():
     module += '.__main__'
   script = (f'import importlib\nfrom absl import flags\nimportlib.import_module({module!r})\n'
@@ -65,13 +71,11 @@ def test_every_command_names_what_exists(command):
   assert module_path.is_file() or (REPO_ROOT / module.replace('.', '/') / '__main__.py').is_file(), module
   options = [w for w in words[3:] if w.startswith('--') and not w.startswith('--config.')]
   config_file = next((w.split('=', 1)[1] for w in options if w.startswith('--config=')), None)
-  if module.startswith('benchmarks.') or module == 'data_builders.build':
-    return  # argparse/absl scripts of their own; the module check above applies
   known = _flags_of(module)
   for option in options:
     name = option[2:].split('=', 1)[0].strip('[]')
     assert name in known, f'{command}: {module} has no flag --{name}'
-  if config_file and '<' not in config_file:
+  if config_file and '<' not in config_file and config_file.partition(':')[0].endswith('.py'):
     path, _, arg = config_file.partition(':')
     assert (REPO_ROOT / path).is_file(), f'{command}: no config file {path}'
     if '<' in arg:
