@@ -12,6 +12,11 @@ from cascadeformer_jax.data import transforms
 
 DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'synthetic_actions')
 
+# Padded lengths of Penn Action batches (data.penn.length_buckets): every batch is padded to the first bucket that
+# holds its longest clip, so training, evaluation and prediction compile at most this many shapes. 663 frames is
+# the longest clip. At most 50 % of a batch is padding beyond what its longest clip needs (up to 384 frames).
+PENN_LENGTH_BUCKETS = (64, 96, 128, 192, 256, 384, 663)
+
 # N-UCLA frozen-augmentation settings of the published runs (spec/MODEL.md §5, quirk Q12).
 _NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0.3)}
 
@@ -54,8 +59,10 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
       (copy, clip) reused in all epochs, quirk Q4; False: fresh draws every epoch), frozen_seed.
     penn: normalisation ('none' = raw pixels as the original, 'image' = [−1, 1] by frame size), padding
       ('batch_max' = longest clip of the global batch as the original, 'fixed' = `max_frames`),
-      pad_multiple (round the padded length up to a multiple, bounding recompiles), bucket_by_length,
-      bucket_window (global batches per sorting window when bucketing).
+      length_buckets (padded lengths: a batch is padded to the first bucket >= its longest clip, bounding the
+      compiled shapes; () = the longest clip itself, as the original), pad_multiple (then round the padded
+      length up to a multiple), bucket_by_length, bucket_window (sort each window of this many global training
+      batches by length, so that a batch holds clips of similar lengths).
 
   Args:
     dataset: one of `DATASETS`.
@@ -89,7 +96,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     cfg.max_frames = 663
     cfg.augment = False
     cfg.penn = ml_collections.ConfigDict(dict(
-        normalisation='none', padding='batch_max', pad_multiple=1, bucket_by_length=False,
+        normalisation='none', padding='batch_max', length_buckets=PENN_LENGTH_BUCKETS, pad_multiple=1,
+        bucket_by_length=False,
         bucket_window=32))
   elif dataset == 'n_ucla':
     cfg.tfds_name, cfg.tfds_config, cfg.layout = 'n_ucla', '', 'nucla'
@@ -118,6 +126,16 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
         min_crop_frames=64,
         rotation_max_rad=0.3, person_selection='abs_sum'))
   return cfg
+
+
+def padded_length(longest: int, length_buckets: tuple[int, ...] = (), pad_multiple: int = 1) -> int:
+  """Frames a batch whose longest clip has ``longest`` frames is padded to (Penn, ``padding='batch_max'``).
+
+  The first of ``length_buckets`` that holds the clip (``longest`` itself beyond the last bucket, or without
+  buckets), rounded up to a multiple of ``pad_multiple``.
+  """
+  target = next((bucket for bucket in length_buckets if bucket >= longest), longest)
+  return -(-target // pad_multiple) * pad_multiple
 
 
 def resolve_data_dir(data_config: ml_collections.ConfigDict) -> str:
@@ -169,6 +187,10 @@ def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
     check('penn.padding', data_config.penn.padding, ('batch_max', 'fixed'))
     if data_config.penn.pad_multiple < 1:
       raise ValueError('data config: penn.pad_multiple must be >= 1')
+    buckets = tuple(data_config.penn.get('length_buckets', ()))
+    if any(not isinstance(b, int) or b < 1 for b in buckets) or list(buckets) != sorted(set(buckets)):
+      raise ValueError(f'data config: penn.length_buckets={buckets} must be increasing positive integers '
+                       '(or () to pad to the longest clip of each batch)')
   elif data_config.layout == 'ntu':
     check('ntu.person_selection', data_config.ntu.person_selection, ('abs_sum', 'motion_variance'))
     if not 0 <= data_config.ntu.test_window_position <= 1:
