@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cascadeformer_jax import prefetch
-from cascadeformer_jax.train import partitioning
+from cascadeformer_jax import partitioning
 
 
 class _CountingIterator:

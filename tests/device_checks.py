@@ -1,6 +1,6 @@
-"""Checks that need a given number of (fake CPU) devices, run as a script by tests/train/test_partitioning.py.
+"""Checks that need a given number of (fake CPU) devices, run as a script by tests/test_partitioning.py.
 
-    python -m tests.train.device_checks [placement] [save DIR] [restore DIR] ...
+    python -m tests.device_checks [placement] [save DIR] [restore DIR] ...
 
 placement: meshes, parameter placement, batch checks and device prefetch; save: a stage checkpoint written on
 this job's devices; restore: a checkpoint restored onto this job's mesh and compared with the saved values.
@@ -17,7 +17,7 @@ import optax
 from cascadeformer_jax import prefetch
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.train import checkpointing
-from cascadeformer_jax.train import partitioning
+from cascadeformer_jax import partitioning
 from cascadeformer_jax.train import steps
 
 MODEL = ModelConfig(variant='1.0', layout='ntu', num_joints=5, coords=3, d_model=8, num_heads=2, num_layers=1,
