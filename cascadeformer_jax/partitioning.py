@@ -158,6 +158,8 @@ def put(tree: Any, sharding: jax.sharding.Sharding | Any) -> Any:
     if isinstance(x, jax.Array):
       if x.sharding == target:
         return x
+      if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(place(jax.random.key_data(x), target), impl=jax.random.key_impl(x))
       if not x.is_fully_addressable:
         return jax.jit(lambda y: y, out_shardings=target)(x)
     host = np.asarray(x)
@@ -171,6 +173,21 @@ def put(tree: Any, sharding: jax.sharding.Sharding | Any) -> Any:
 def replicate(tree: Any, mesh: Mesh) -> Any:
   """Copies a tree (host arrays, or arrays on any devices) onto every device of the mesh."""
   return put(tree, replicated(mesh))
+
+
+def host_copy(tree: Any) -> Any:
+  """NumPy copies of a tree's arrays on every process, also of global arrays that span other processes' devices
+  (replicated ones are read from a local device; sharded ones are gathered)."""
+
+  def fetch(x):
+    if not isinstance(x, jax.Array) or x.is_fully_addressable:
+      return np.asarray(jax.device_get(x))
+    if x.is_fully_replicated:
+      return np.asarray(x.addressable_data(0))
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+  return jax.tree.map(fetch, tree)
 
 
 def abstract_tree(tree: Any, sharding: jax.sharding.Sharding) -> Any:

@@ -49,6 +49,7 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     worker_buffer_size: batches buffered per worker process.
     num_threads, prefetch_buffer_size: grain `ReadOptions` threads (0 = read in the calling thread) and
       element prefetch buffer of the main process.
+    device_prefetch: global training batches placed on the devices ahead of the step (0 = none).
 
   Dataset-specific sub-configs:
     ntu (NTU60 and synthetic_actions): crop_interval (train crop fraction range), test_crop_fraction,
@@ -87,6 +88,7 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
   cfg.worker_buffer_size = 2
   cfg.num_threads = 0
   cfg.prefetch_buffer_size = 0
+  cfg.device_prefetch = 2
   cfg.max_frames = 0
 
   if dataset == 'penn_action':
@@ -182,6 +184,8 @@ def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'data config: label_fraction={data_config.label_fraction} must be in (0, 1]')
   if data_config.num_workers < 0 or data_config.num_threads < 0:
     raise ValueError('data config: num_workers and num_threads must be >= 0')
+  if data_config.get('device_prefetch', 0) < 0:
+    raise ValueError(f'data config: device_prefetch={data_config.device_prefetch} must be >= 0')
   if data_config.layout == 'penn':
     check('penn.normalisation', data_config.penn.normalisation, ('none', 'image'))
     check('penn.padding', data_config.penn.padding, ('batch_max', 'fixed'))
