@@ -168,6 +168,10 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
   runtime.print_banner({'mesh': f'{mesh.devices.size} devices',
                         'matmul_precision': config.get('matmul_precision', 'default'),
                         'prng': config.get('prng_impl', 'threefry2x32')})
+  trained = {'train': workdir_lib.STAGES, 'pretrain': (trainer.PRETRAIN,), 'finetune': (trainer.FINETUNE,)}
+  for stage in trained.get(config.mode, ()):
+    partitioning.check_batch_size(config[stage].batch_size, mesh, f'config.{stage}.batch_size')
+  partitioning.check_batch_size(config.eval.batch_size, mesh, 'config.eval.batch_size')
   sources.ensure_built(config.data)
   workdir = prepare_workdir(config)
   profile = runtime.parse_profile_steps(config.get('profile_steps', ''))

@@ -33,11 +33,11 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start(data_dir, workdir, process_id: int | None = None, port: int = 0) -> subprocess.Popen:
+def _start(data_dir, workdir, process_id: int | None = None, port: int = 0, *overrides) -> subprocess.Popen:
   command = [sys.executable, '-m', 'cascadeformer_jax.main', '--config=configs/smoke.py:synthetic_actions,1.1',
              f'--config.data.data_dir={data_dir}', '--config.data.tfds_config=tiny', f'--config.workdir={workdir}',
              '--config.finetune.epochs=2', '--config.checkpoint.every_steps=4', '--config.tensorboard=False',
-             '--config.matmul_precision=highest', '--config.compilation_cache_dir=off']
+             '--config.matmul_precision=highest', '--config.compilation_cache_dir=off', *overrides]
   if process_id is not None:
     command += [f'--config.distributed.coordinator_address=127.0.0.1:{port}', '--config.distributed.num_processes=2',
                 f'--config.distributed.process_id={process_id}']
@@ -76,7 +76,8 @@ def _last_record_per_step(workdir: pathlib.Path) -> dict[tuple[str, int], dict]:
 
 def test_two_processes_with_kill_and_resume_match_one_process(synthetic_data_dir, tmp_path):
   single, pair = tmp_path / 'single', tmp_path / 'pair'
-  reference = _start(synthetic_data_dir, single)
+  # The reference also writes a profile of two fine-tuning steps (which changes nothing else).
+  reference = _start(synthetic_data_dir, single, None, 0, '--config.profile_steps=finetune:2:4')
   first = _start_pair(synthetic_data_dir, pair)
   checkpoints = pair / 'finetune' / 'checkpoints'
   deadline = time.time() + 300
@@ -94,7 +95,9 @@ def test_two_processes_with_kill_and_resume_match_one_process(synthetic_data_dir
   # One report per job: only process 0 prints the result.
   assert 'test accuracy' in resumed[0] and 'test accuracy' not in resumed[1]
   assert 'devices: 2 x cpu (cpu), 2 process(es), 1 local' in resumed[0]
+  assert 'input_wait ' in resumed[0]  # On the progress line.
   _finish([reference])
+  assert list((single / 'profile').rglob('*.xplane.pb'))
 
   for stage, kind in (('pretrain', 'pretrained'), ('finetune', 'classifier')):
     want = checkpoint_io.load_model_dir(single / stage / 'final', kind)[1]
