@@ -140,6 +140,14 @@ def padded_length(longest: int, length_buckets: tuple[int, ...] = (), pad_multip
   return -(-target // pad_multiple) * pad_multiple
 
 
+def penn_batch_frames(data_config: ml_collections.ConfigDict, longest: int) -> int:
+  """Padded length of a Penn Action batch whose longest clip has ``longest`` frames, under the data config."""
+  penn = data_config.penn
+  if penn.padding == 'fixed':
+    return int(data_config.max_frames)
+  return padded_length(longest, tuple(penn.get('length_buckets', ())), penn.pad_multiple)
+
+
 def resolve_data_dir(data_config: ml_collections.ConfigDict) -> str:
   """`data_dir`, or TFDS's default: $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
   if data_config.data_dir:

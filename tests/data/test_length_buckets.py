@@ -42,3 +42,12 @@ def test_bad_buckets_are_refused(buckets):
   config.penn.length_buckets = buckets
   with pytest.raises(ValueError, match=r'penn.length_buckets=.* must be increasing positive integers'):
     data.validate_data_config(config)
+
+
+def test_penn_batch_frames_follows_the_padding_settings():
+  config = data.default_data_config('penn_action')
+  assert data.penn_batch_frames(config, 70) == 96
+  config.penn.padding = 'fixed'
+  assert data.penn_batch_frames(config, 70) == config.max_frames
+  config.penn.update(padding='batch_max', length_buckets=(), pad_multiple=8)
+  assert data.penn_batch_frames(config, 70) == 72

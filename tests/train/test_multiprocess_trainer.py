@@ -115,11 +115,13 @@ def test_two_processes_with_kill_and_resume_match_one_process(synthetic_data_dir
 
   want, got = _last_record_per_step(single), _last_record_per_step(pair)
   assert want.keys() == got.keys()
-  assert sum(stage == 'finetune' for stage, _ in want) == 30
+  finetune_steps = sorted(step for stage, step in want if stage == 'finetune')
+  assert finetune_steps == list(range(1, len(finetune_steps) + 1)) and len(finetune_steps) > 8
+  assert {stage for stage, _ in want} == {'pretrain', 'finetune', 'test'}
   for key, record in want.items():
-    for name in ('loss', 'grad_norm', 'accuracy', 'lr'):
-      if name in record:
-        np.testing.assert_allclose(got[key][name], record[name], rtol=1e-4, atol=1e-5, err_msg=f'{key} {name}')
+    for name, value in record.items():
+      if isinstance(value, float) and name not in ('time', 'input_wait_fraction'):
+        np.testing.assert_allclose(got[key][name], value, rtol=1e-4, atol=1e-5, err_msg=f'{key} {name}')
     assert 0 <= got[key].get('input_wait_fraction', 0) <= 1
 
   results = {name: json.loads((directory / 'results.json').read_text()) for name, directory in
