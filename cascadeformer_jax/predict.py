@@ -41,6 +41,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from cascadeformer_jax import configuration  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax import runtime  # pylint: disable=g-import-not-at-top
   from cascadeformer_jax.evaluate import inference  # pylint: disable=g-import-not-at-top
 
   configuration.quiet_logs()
@@ -48,6 +49,9 @@ def main(argv):
     print('error: pass exactly one of --input and --split', file=sys.stderr)
     return 2
   try:
+    # The run settings of the config that matter for inference: matmul precision and the compilation cache.
+    runtime.apply_matmul_precision(_CONFIG.value.get('matmul_precision', 'default'))
+    runtime.setup_compilation_cache(_CONFIG.value.get('compilation_cache_dir', ''))
     predictor = inference.Predictor.load(_CONFIG.value, configuration.model_config(_CONFIG.value), _INIT_FROM.value)
     if _INPUT.value is not None:
       names, clips = inference.read_clips(_INPUT.value, predictor.data_config)

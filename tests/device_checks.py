@@ -3,7 +3,8 @@
     python -m tests.device_checks [placement] [save DIR] [restore DIR] ...
 
 placement: meshes, parameter placement, batch checks and device prefetch; save: a stage checkpoint written on
-this job's devices; restore: a checkpoint restored onto this job's mesh and compared with the saved values.
+this job's devices; restore: a checkpoint restored onto this job's mesh and compared with the saved values;
+save_model / load_model: the same for a model directory.
 The commands run in order; '<N> devices: ok' is the last line printed when every check passed.
 """
 
@@ -14,6 +15,7 @@ import jax
 import numpy as np
 import optax
 
+from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax import prefetch
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.train import checkpointing
@@ -104,8 +106,33 @@ def restore(directory: str) -> None:
   assert type(state['opt_state'][0]).__name__ == 'ScaleByAdamState'
 
 
+def _model_params() -> dict:
+  abstract = checkpoint_io.abstract_params(checkpoint_io.CLASSIFIER, MODEL)
+  leaves, treedef = jax.tree.flatten(abstract)
+  rng = np.random.default_rng(1)
+  return jax.tree.unflatten(treedef, [rng.standard_normal(x.shape).astype(x.dtype) for x in leaves])
+
+
+def save_model(directory: str) -> None:
+  """A model directory written from parameters replicated over this job's devices (as a conversion may)."""
+  params = partitioning.replicate(_model_params(), partitioning.make_mesh())
+  checkpoint_io.save_model_dir(directory, MODEL, {checkpoint_io.CLASSIFIER: params})
+
+
+def load_model(directory: str) -> None:
+  _, params = checkpoint_io.load_model_dir(directory, checkpoint_io.CLASSIFIER)
+  for (path, got), want in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(_model_params())):
+    assert got.sharding == jax.sharding.SingleDeviceSharding(jax.devices()[0]), (path, got.sharding)
+    np.testing.assert_array_equal(np.asarray(got), want, err_msg=jax.tree_util.keystr(path))
+  mesh = partitioning.make_mesh()
+  _, params = checkpoint_io.load_model_dir(directory, checkpoint_io.CLASSIFIER,
+                                           sharding=partitioning.replicated(mesh))
+  assert all(x.sharding == partitioning.replicated(mesh) for x in jax.tree.leaves(params))
+
+
 def main(argv) -> None:
-  commands = {'placement': (placement, 0), 'save': (save, 1), 'restore': (restore, 1)}
+  commands = {'placement': (placement, 0), 'save': (save, 1), 'restore': (restore, 1),
+              'save_model': (save_model, 1), 'load_model': (load_model, 1)}
   arguments = argv[1:]
   while arguments:
     if arguments[0] not in commands:

@@ -22,11 +22,12 @@ def _device_check(devices: int, *args) -> str:
 
 
 def test_placement_and_checkpoints_across_device_counts(tmp_path):
-  """Placement checks on 4 devices; checkpoints written on 1 device restore on 4 and the other way round."""
-  one, four = tmp_path / 'one', tmp_path / 'four'
+  """Placement checks on 4 devices; checkpoints written on 1 device restore on 4 and the other way round; a
+  model directory written from 4 devices loads on 1."""
+  one, four, model = tmp_path / 'one', tmp_path / 'four', tmp_path / 'model'
   _device_check(1, 'save', one)
-  assert _device_check(4, 'placement', 'restore', one, 'save', four) == '4 devices: ok'
-  assert _device_check(1, 'restore', four) == '1 devices: ok'
+  assert _device_check(4, 'placement', 'restore', one, 'save', four, 'save_model', model) == '4 devices: ok'
+  assert _device_check(1, 'restore', four, 'load_model', model) == '1 devices: ok'
 
 
 _CLUSTER_VARIABLES = ('SLURM_JOB_ID', 'SLURM_STEP_NODELIST', 'SLURM_NTASKS', 'SLURM_PROCID', 'SLURM_LOCALID',
