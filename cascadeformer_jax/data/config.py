@@ -17,7 +17,7 @@ DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'synthetic_act
 # the longest clip. At most 50 % of a batch is padding beyond what its longest clip needs (up to 384 frames).
 PENN_LENGTH_BUCKETS = (64, 96, 128, 192, 256, 384, 663)
 
-# N-UCLA frozen-augmentation settings of the published runs (spec/MODEL.md §5, quirk Q12).
+# N-UCLA augmentation settings of the published runs (docs/original_code.md: training recipes, quirk Q12).
 _NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0.3)}
 
 
