@@ -1,6 +1,7 @@
 """Run-environment settings: matmul precision, PRNG, compilation cache, profile range and the start-up banner."""
 
 import io
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -87,3 +88,21 @@ def test_banner_and_gpu_warning(monkeypatch):
   stream = io.StringIO()
   runtime.print_banner(stream=stream)
   assert stream.getvalue().startswith('devices: ')
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('matmul_precision', 'fp32', 'config.matmul_precision must be one of'),
+    ('prng_impl', 'philox4x32', 'config.prng_impl must be one of'),
+    ('profile_steps', '5', 'config.profile_steps='),
+])
+def test_experiment_checks_run_settings_before_training(field, value, message):
+  from cascadeformer_jax import configuration  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax import experiment  # pylint: disable=g-import-not-at-top
+
+  config = configuration.load_config_file(pathlib.Path(__file__).parents[1] / 'configs' / 'smoke.py',
+                                          'synthetic_actions,1.0')
+  assert (config.matmul_precision, config.prng_impl, config.mesh.num_devices) == ('default', 'threefry2x32', 0)
+  assert config.data.device_prefetch == 2
+  config[field] = value
+  with pytest.raises(ValueError, match=message):
+    experiment.check_config(config, configuration.model_config(config))
