@@ -3,8 +3,8 @@
 The training steps skip an update whose loss or gradients are not finite (train/steps.py). 'cond' wraps the
 update in a conditional on a device value; 'select' always computes the update and keeps the old values with
 an elementwise select (no conditional, so no device-to-host round trip on GPUs). This times both forms of the
-fine-tuning step on the default backend, interleaved, prints a markdown table and checks that both end in the
-same state.
+fine-tuning step on the default backend, interleaved, prints a markdown table and the largest difference between
+the states both forms end in (they compute the same update; XLA may fuse it differently).
 
   python -m benchmarks.finite_guard                               # a small model, B=16, T=32
   python -m benchmarks.finite_guard --d_model=256 --layers=4 --batch=32 --frames=64    # N-UCLA-sized
@@ -63,9 +63,11 @@ def main(argv: list[str] | None = None) -> None:
 
     runners[guard] = run
   times = common.interleaved_times(runners, args.blocks, args.steps_per_block)
-  # Both forms ran the same steps on the same batch: their states must agree bit for bit.
-  identical = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(states['cond'])),
-                                                        jax.tree.leaves(jax.device_get(states['select']))))
+  # Both forms ran the same steps on the same batch: their states agree up to how XLA fused the update.
+  pairs = list(zip(jax.tree.leaves(jax.device_get(states['cond'])), jax.tree.leaves(jax.device_get(states['select']))))
+  identical = all(np.array_equal(a, b) for a, b in pairs)
+  difference = max(float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)), initial=0.0))
+                   for a, b in pairs)
   info = common.machine_info()
   rows = []
   for guard, values in times.items():
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         f'T={args.frames}')
   print(common.markdown_table(rows, (('guard', 'guard'), ('compile_s', 'compile s'), ('median_ms', 'ms/step'),
                                      ('iqr_ms', 'IQR ms'), ('steps', 'steps'))))
-  print(f'final states of both forms bit-identical: {identical}')
+  print(f'final states of both forms bit-identical: {identical} (largest difference {difference:.3g})')
 
 
 if __name__ == '__main__':

@@ -54,7 +54,8 @@ def _update(state: State, grads: Any, loss: jax.Array, optimizer: optax.Gradient
   and the old state, which makes XLA copy the whole donated state every step), but on GPUs a conditional
   on a device value can cost a device-to-host synchronisation every step. guard 'select': the update is
   always computed and an elementwise select keeps the old values, fused into the update kernels, with no
-  host round trip. Both give bit-identical states.
+  host round trip. Both keep the state exactly on a non-finite update; on finite ones they compute the same
+  update, but XLA may fuse it differently, so the results can differ in the last bits.
   """
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
