@@ -21,12 +21,12 @@ from absl import app
 from absl import flags
 
 from cascadeformer_jax import io_checks
-from cascadeformer_jax import runtime
+from cascadeformer_jax import interrupts
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = runtime.EXIT_INTERRUPTED  # 130
-EXIT_TERMINATED = runtime.EXIT_TERMINATED  # 143
+EXIT_INTERRUPTED = interrupts.EXIT_INTERRUPTED  # 130
+EXIT_TERMINATED = interrupts.EXIT_TERMINATED  # 143
 
 _DID_YOU_MEAN = re.compile(r'Did you mean "([^"]+)" instead of "([^"]+)"\?')
 
@@ -172,16 +172,16 @@ def call(work: Callable[[], int | None], debug: bool, expected: tuple[type[BaseE
   """Runs ``work()`` and returns its exit code; errors become one line on stderr (tracebacks only if ``debug``)."""
   expected = EXPECTED_ERRORS + tuple(expected)
   if threading.current_thread() is threading.main_thread():
-    signal.signal(signal.SIGTERM, runtime.raise_terminated)
+    signal.signal(signal.SIGTERM, interrupts.raise_terminated)
   try:
     return int(work() or 0)
-  except runtime.Interrupted as e:
+  except interrupts.Interrupted as e:
     print(str(e), file=sys.stderr)
     return e.exit_code
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr)
     return EXIT_INTERRUPTED
-  except runtime.Terminated:
+  except interrupts.Terminated:
     print('terminated', file=sys.stderr)
     return EXIT_TERMINATED
   except SystemExit:

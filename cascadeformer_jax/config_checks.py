@@ -16,6 +16,7 @@ from typing import Any, Callable
 import ml_collections
 
 from cascadeformer_jax import configuration
+from cascadeformer_jax import runtime
 from cascadeformer_jax.data import config as data_config_lib
 from cascadeformer_jax.data import generic
 from cascadeformer_jax.data import transforms
@@ -107,15 +108,18 @@ class Interval:
 
 @dataclasses.dataclass(frozen=True)
 class Each:
-  """A non-empty sequence whose every element is in `bounds`."""
+  """A sequence (non-empty unless `allow_empty`) whose every element is in `bounds`."""
 
   bounds: Range
+  allow_empty: bool = False
 
   def describe(self) -> str:
-    return f'a non-empty sequence of {self.bounds.describe().replace("an integer", "integers")}'
+    elements = self.bounds.describe().replace('an integer', 'integers').replace('a finite number', 'finite numbers')
+    return f'a {"" if self.allow_empty else "non-empty "}sequence of {elements}'
 
   def allows(self, value: Any) -> bool:
-    return isinstance(value, (tuple, list)) and len(value) > 0 and all(self.bounds.allows(v) for v in value)
+    return (isinstance(value, (tuple, list)) and (self.allow_empty or len(value) > 0)
+            and all(self.bounds.allows(v) for v in value))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,8 +231,10 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     ('data.worker_buffer_size', integer(1), None),
     ('data.num_threads', integer(0), None),
     ('data.prefetch_buffer_size', integer(0), None),
+    ('data.device_prefetch', integer(0), None),
     ('data.penn.normalisation', OneOf(('none', 'image')), None),
     ('data.penn.padding', OneOf(('batch_max', 'fixed')), None),
+    ('data.penn.length_buckets', Each(integer(1), allow_empty=True), None),
     ('data.penn.pad_multiple', integer(1), None),
     ('data.penn.bucket_window', integer(1), None),
     ('data.nucla.rotation_max_deg', number(0, 180), None),
@@ -283,6 +289,9 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     ('checkpoint.every_steps', integer(0), None),
     ('checkpoint.every_epochs', integer(0), None),
     ('log_every_steps', integer(1), None),
+    ('mesh.num_devices', integer(0), None),
+    ('matmul_precision', OneOf(runtime.MATMUL_PRECISIONS), None),
+    ('prng_impl', OneOf(runtime.PRNG_IMPLS), None),
     ('distributed.num_processes', integer(0), None),
     ('distributed.process_id', integer(-1), None),
 ])
@@ -292,7 +301,7 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
 FREE_TEXT = frozenset({'workdir', 'init_from', 'variant', 'data.data_dir', 'data.tfds_name', 'data.tfds_config',
                        'data.train_split', 'data.eval_split', 'distributed.coordinator_address', 'data.name',
                        'data.folder', 'data.joint_layout', 'data.joint_names', 'data.parents', 'data.centre_indices',
-                       'data.generic.centre_joints'})
+                       'data.generic.centre_joints', 'compilation_cache_dir', 'profile_steps'})
 
 ABSENT = object()
 

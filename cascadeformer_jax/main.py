@@ -38,8 +38,11 @@ def main(argv):
       config.workdir = os.path.join('workdirs', config_name)
   distributed = config.distributed
   partitioning.maybe_initialize_distributed(distributed.coordinator_address, distributed.num_processes,
-                                            distributed.process_id)
+                                            distributed.process_id, distributed.get('auto_detect', True))
   summary = experiment.run(config)
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_index() != 0:  # One report per job.
+    return 0
   if summary.get('complete'):
     print(f'already complete: {summary["workdir"]} holds the finished run of this recipe (pass '
           '--config.restart=True to train again, or --config.mode=eval to evaluate again)')

@@ -36,6 +36,9 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ('variant', FREE),
     ('published_accuracy', FREE),
     ('distributed.*', FREE),
+    ('mesh.*', FREE),  # a checkpoint resumes onto any mesh
+    ('compilation_cache_dir', FREE),
+    ('profile_steps', FREE),
     # Checkpoint cadence: a resumed stage is identical to an uninterrupted one.
     ('checkpoint.*', FREE),
     # Where and how fast the data is read (not what is read).
@@ -44,6 +47,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ('data.worker_buffer_size', FREE),
     ('data.num_threads', FREE),
     ('data.prefetch_buffer_size', FREE),
+    ('data.device_prefetch', FREE),
     # Evaluation only: how a trained model is measured, never what is trained.
     ('eval.batch_size', FREE),
     ('eval.protocols', FREE),
@@ -53,6 +57,8 @@ FIELDS: tuple[tuple[str, str], ...] = (
     # What is trained.
     ('dataset', SHARED),
     ('seed', SHARED),
+    ('matmul_precision', SHARED),  # float32 matmuls in TF32 or bfloat16 passes change the numbers
+    ('prng_impl', SHARED),  # other random streams
     ('model.*', SHARED),
     ('data.*', SHARED),
     ('eval.every_epochs', SHARED),  # which epochs can be selected as the best one

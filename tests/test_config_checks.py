@@ -51,7 +51,7 @@ def _outside(constraint) -> list:
     inside = [v for v in _inside(constraint.bounds)]
     return [(inside[1], inside[0])] + [(v, v) for v in _outside(constraint.bounds)]
   if isinstance(constraint, config_checks.Each):
-    return [()] + [(v,) for v in _outside(constraint.bounds)]
+    return ([] if constraint.allow_empty else [()]) + [(v,) for v in _outside(constraint.bounds)]
   low, high = constraint.low, constraint.high
   step = 1 if constraint.integer else None
   values = []

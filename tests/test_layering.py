@@ -12,7 +12,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'cascadeformer_jax'
 # Bottom to top. A part may import parts of its own layer or of lower ones.
 LAYERS = (
     ('models', 'data'),
-    ('partitioning', 'objectives', 'checkpoint_io', 'workdir', 'runtime', 'recipe', 'workdir_lock', 'io_checks'),
+    ('partitioning', 'objectives', 'checkpoint_io', 'workdir', 'runtime', 'prefetch', 'recipe', 'workdir_lock',
+     'io_checks', 'interrupts'),
     ('convert',),
     ('model_sources',),
     ('evaluate',),

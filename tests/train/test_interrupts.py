@@ -11,7 +11,7 @@ import pytest
 
 from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax import experiment
-from cascadeformer_jax import runtime
+from cascadeformer_jax import interrupts
 from cascadeformer_jax.train import reporting
 from cascadeformer_jax.train import trainer
 from tests.train.test_end_to_end import smoke_config
@@ -69,7 +69,7 @@ def _training_records(workdir, stages=('pretrain', 'finetune')):
 def _interrupt(config, stage, step, signal_number, monkeypatch):
   with monkeypatch.context() as patch:
     _signal_at(patch, stage, step, signal_number)
-    with pytest.raises(runtime.Interrupted) as raised:
+    with pytest.raises(interrupts.Interrupted) as raised:
       experiment.run(config)
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the loop's handlers are gone
   return raised.value
