@@ -67,7 +67,7 @@ def test_extra_evaluation_protocols_are_reported_side_by_side(fixture_data_dir, 
 def test_unknown_protocol_is_rejected_before_training(fixture_data_dir, tmp_path):
   config = smoke_config('n_ucla', '1.0', fixture_data_dir, tmp_path / 'run')
   config.eval.protocols = 'ten_crop'
-  with pytest.raises(ValueError, match=r"unknown evaluation protocols \['ten_crop'\]"):
+  with pytest.raises(ValueError, match=r"config.eval.protocols='ten_crop': must be a comma-separated list of"):
     experiment.run(config)
   assert not (tmp_path / 'run' / 'pretrain').exists()
 
