@@ -10,7 +10,15 @@ import numpy as np
 
 from cascadeformer_jax.data import transforms
 
-DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'synthetic_actions')
+DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'ntu120_xsub', 'ntu120_xset', 'synthetic_actions')
+
+# NTU datasets: experiment dataset name -> (TFDS builder, number of classes).
+_NTU_DATASETS = {'ntu60_xsub': ('ntu_rgbd60', 60), 'ntu60_xview': ('ntu_rgbd60', 60),
+                 'ntu120_xsub': ('ntu_rgbd120', 120), 'ntu120_xset': ('ntu_rgbd120', 120)}
+# Labels of the two-person actions: NTU60 A050-A060; NTU120 adds A106-A120.
+NTU60_TWO_PERSON_LABELS = tuple(range(49, 60))
+NTU120_TWO_PERSON_LABELS = NTU60_TWO_PERSON_LABELS + tuple(range(105, 120))
+_TWO_PERSON_LABELS = {'ntu_rgbd60': NTU60_TWO_PERSON_LABELS, 'ntu_rgbd120': NTU120_TWO_PERSON_LABELS}
 
 # N-UCLA frozen-augmentation settings of the published runs (spec/MODEL.md §5, quirk Q12).
 _NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0.3)}
@@ -46,7 +54,7 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
       element prefetch buffer of the main process.
 
   Dataset-specific sub-configs:
-    ntu (NTU60 and synthetic_actions): crop_interval (train crop fraction range), test_crop_fraction,
+    ntu (NTU60, NTU120 and synthetic_actions; the same preprocessing for all): crop_interval (train crop fraction range), test_crop_fraction,
       test_window_position (0 = start, 0.5 = centre as the original, 1 = end of the clip),
       min_crop_frames, rotation_max_rad, person_selection ('abs_sum' = original, 'motion_variance' = paper).
     nucla: rotation_max_deg, scale_range, drop_prob (axis and joint drop), repeat (training clips per
@@ -106,8 +114,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
       cfg.num_classes = 10
       crop_interval, test_crop_fraction = (1.0, 1.0), 1.0
     else:
-      cfg.tfds_name, cfg.tfds_config = 'ntu_rgbd60', dataset.rsplit('_', 1)[1]
-      cfg.num_classes = 60
+      cfg.tfds_name, cfg.num_classes = _NTU_DATASETS[dataset]
+      cfg.tfds_config = dataset.rsplit('_', 1)[1]
       crop_interval, test_crop_fraction = (0.5, 1.0), 0.95
     cfg.layout = 'ntu'
     cfg.num_joints, cfg.num_coords = 25, 3
@@ -118,6 +126,11 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
         min_crop_frames=64,
         rotation_max_rad=0.3, person_selection='abs_sum'))
   return cfg
+
+
+def two_person_labels(data_config: ml_collections.ConfigDict) -> tuple[int, ...] | None:
+  """Labels of the two-person actions of an NTU dataset (for the single-/two-person breakdown), else None."""
+  return _TWO_PERSON_LABELS.get(data_config.get('tfds_name', ''))
 
 
 def resolve_data_dir(data_config: ml_collections.ConfigDict) -> str:
