@@ -3,7 +3,8 @@ r"""A tiny model and one epoch per stage, for tests and for trying a dataset end
   python -m cascadeformer_jax.main --config=configs/smoke.py:n_ucla,1.1 --config.data.data_dir=<tfds dir>
 
 The argument is '<dataset>,<variant>' (default 'synthetic_actions,1.0'); datasets: penn_action, n_ucla,
-ntu60_xsub, ntu60_xview, ntu120_xsub, ntu120_xset, synthetic_actions. Accuracy is meaningless: this checks that everything runs.
+ntu60_xsub, ntu60_xview, ntu120_xsub, ntu120_xset, synthetic_actions. Accuracy is meaningless: this checks that
+everything runs.
 """
 
 from cascadeformer_jax import configuration

@@ -3,8 +3,9 @@
   python -m data_builders.build <name> [--config=CONFIG] --manual_dir=RAW_DIR --data_dir=DATA_DIR
       [--source=auto|raw|npz] [--overwrite] [--quiet]
 
-<name>: penn_action, n_ucla, ntu_rgbd60 (--config=xsub|xview), ntu_rgbd120 (--config=xsub|xset), synthetic_actions (--config=default|tiny; no
---manual_dir). Progress goes to stderr; the last lines give the dataset folder, split sizes, time and size on disk.
+<name>: penn_action, n_ucla, ntu_rgbd60 (--config=xsub|xview), ntu_rgbd120 (--config=xsub|xset),
+synthetic_actions (--config=default|tiny; no --manual_dir). Progress goes to stderr; the last lines give the
+dataset folder, split sizes, time and size on disk.
 """
 
 import argparse

@@ -102,7 +102,8 @@ def load_scores(path: str | os.PathLike) -> StreamScores:
     raise EnsembleError(f'{path}: sample_ids should be ({len(logits)},) strings, got {ids.dtype} {ids.shape}')
   if len(np.unique(ids)) != len(ids):
     values, counts = np.unique(ids, return_counts=True)
-    raise EnsembleError(f'{path}: sample_ids repeat (e.g. {str(values[counts > 1][0])!r}); every clip must be scored once')
+    raise EnsembleError(f'{path}: sample_ids repeat (e.g. {str(values[counts > 1][0])!r}); every clip must be '
+                        'scored once')
   if not np.all(np.isfinite(logits)):
     raise EnsembleError(f'{path}: logits hold NaN or inf')
   return StreamScores(logits=logits.astype(np.float32), labels=labels.astype(np.int64), sample_ids=ids,

@@ -14,7 +14,8 @@ from tests.data_builders import fixtures
 
 
 def test_registry_names_and_imports():
-  from data_builders import n_ucla, ntu_rgbd60, ntu_rgbd120, penn_action, synthetic_actions  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from data_builders import n_ucla, ntu_rgbd60, ntu_rgbd120, penn_action, synthetic_actions
   assert data_builders.BUILDERS == {
       'penn_action': penn_action.PennAction, 'n_ucla': n_ucla.NUcla, 'ntu_rgbd60': ntu_rgbd60.NtuRgbd60,
       'ntu_rgbd120': ntu_rgbd120.NtuRgbd120, 'synthetic_actions': synthetic_actions.SyntheticActions}

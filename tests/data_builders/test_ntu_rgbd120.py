@@ -1,4 +1,4 @@
-"""ntu_rgbd120: splits of NTU120-named fixtures, missing-list exclusion, raw vs npz builds, packaged facts, bad input."""
+"""ntu_rgbd120: splits of NTU120-named fixtures, missing-list exclusion, raw vs npz, packaged facts, bad input."""
 
 import numpy as np
 import pytest

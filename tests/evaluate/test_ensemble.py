@@ -157,4 +157,5 @@ def test_cli_end_to_end(tmp_path):
   assert json.loads((tmp_path / 'e.json').read_text())['weights'] == [2.0, 1.0]
   bad = subprocess.run(command[:-2] + ['--weights=1,1,1', f'--output={tmp_path / "f.json"}'], cwd=REPO_ROOT,
                        capture_output=True, text=True, timeout=120, check=False)
-  assert bad.returncode == 1 and bad.stderr.strip() == 'error: 3 weight(s) for 2 stream(s); give one weight per work dir'
+  assert bad.returncode == 1
+  assert bad.stderr.strip() == 'error: 3 weight(s) for 2 stream(s); give one weight per work dir'
