@@ -56,7 +56,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
   Dataset-specific sub-configs:
     ntu (NTU60, NTU120 and synthetic_actions; the same preprocessing for all): crop_interval (train crop
       fraction range), test_crop_fraction, test_window_position (0 = start, 0.5 = centre as the original,
-      1 = end of the clip), min_crop_frames, rotation_max_rad, person_selection ('abs_sum' = original, 'motion_variance' = paper).
+      1 = end of the clip), min_crop_frames, rotation_max_rad, person_selection ('abs_sum' = original,
+      'motion_variance' = paper).
     nucla: rotation_max_deg, scale_range, drop_prob (axis and joint drop), repeat (training clips per
       epoch = repeat × split size), frozen_augmentation (True: the original's one fixed draw per
       (copy, clip) reused in all epochs, quirk Q4; False: fresh draws every epoch), frozen_seed.
