@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
+from cascadeformer_jax import partitioning
 from cascadeformer_jax.configuration import stage_config
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import cascadeformer as cascadeformer_lib
@@ -45,7 +46,6 @@ from cascadeformer_jax.models import layers as layers_lib
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models.presets import published_model_config
 from cascadeformer_jax.train import optim
-from cascadeformer_jax.train import partitioning
 from cascadeformer_jax.train import steps as steps_lib
 
 # Benchmark configs: published architecture and the batch size of the issue (T = 64 frames everywhere).

@@ -281,20 +281,6 @@ def drop_joints(x: np.ndarray, rng: np.random.Generator, p: float,
   return x
 
 
-def nucla_test_transform(clip: np.ndarray, num_frames: int = 64) -> np.ndarray:
-  """Deterministic N-UCLA preprocessing: centre, min-max, evenly spaced frames, partition reorder.
-
-  Args:
-    clip: (L, 20, 3) native Kinect v1 order, L ≥ 1.
-
-  Returns:
-    (num_frames, 20, 3) in model joint order, values in [−1, 1].
-  """
-  x = minmax_to_unit_range(nucla_centre(clip))
-  x = x[nucla_test_frame_indices(clip.shape[0], num_frames)]
-  return x[:, NUCLA_PARTITION_ORDER]
-
-
 # --- Penn Action -----------------------------------------------------------------------------------
 
 def penn_zero_occluded(skeleton: np.ndarray, visibility: np.ndarray) -> np.ndarray:

@@ -141,6 +141,11 @@ class ModelConfig:
     return self.target_width or self.d_model
 
   @property
+  def padding_aware(self) -> bool:
+    """Whether padded frames (beyond a clip's length) are kept out of attention or pooling."""
+    return self.pooling == 'masked_mean' or self.attention_padding_mask
+
+  @property
   def compute_dtype(self) -> Any:
     return jnp.dtype(self.dtype)
 
