@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from cascadeformer_jax.evaluate import neighbours
+
 PROCEDURES = ('prototype', 'original_transfer_ucla')
 ORIGINAL_SEED = 42  # transfer_ucla.py's default seed of both evaluations
 
@@ -34,10 +36,9 @@ class FewShotError(ValueError):
   """Bad few-shot input (the message names the class, clip or setting)."""
 
 
-def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-  """(N, D) -> rows divided by max(norm, eps) (PyTorch `F.normalize`), float32."""
-  x = np.asarray(x, np.float32)
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), np.float32(eps))
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+  """(N, D) -> float32 rows divided by max(norm, 1e-12) (as PyTorch `F.normalize`)."""
+  return neighbours.l2_normalise(np.asarray(x, np.float32))
 
 
 def parse_shots(shots: str | int | Sequence[int]) -> tuple[int, ...]:
