@@ -5,6 +5,8 @@
   finetune   stage 2 (T1 from this run's pretraining, --config.init_from, or scratch) -> final evaluation
   eval       final evaluation of this run's classifier or of --config.init_from
   probe      linear probe and kNN of a frozen pretrained (or random) T1
+  few_shot   few-shot accuracy of frozen embeddings of --config.init_from (or of this run's model), possibly trained
+             on another dataset: support clips per class from the training split, queries from the test split
 
 Everything lands in the work directory (cascadeformer_jax/workdir.py); rerunning the same command resumes.
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 
 from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax import configuration
@@ -25,13 +28,16 @@ from cascadeformer_jax import partitioning
 from cascadeformer_jax import workdir as workdir_lib
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.evaluate import evaluators
+from cascadeformer_jax.evaluate import few_shot as few_shot_lib
 from cascadeformer_jax.evaluate import protocols
+from cascadeformer_jax.evaluate import report
 from cascadeformer_jax.evaluate.final_evaluation import FinalEvaluation
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.train import reporting
 from cascadeformer_jax.train import trainer
 
-MODES = ('train', 'pretrain', 'finetune', 'eval', 'probe')
+MODES = ('train', 'pretrain', 'finetune', 'eval', 'probe', 'few_shot')
+FEW_SHOT_PROTOCOLS = ('', 'ntu120_one_shot')
 TrainingError = trainer.TrainingError
 
 
@@ -62,6 +68,17 @@ def check_config(config: ml_collections.ConfigDict, model_config: ModelConfig) -
                      'validation error is measured against a target network that keeps training, so it is not '
                      'comparable between epochs')
   protocols.requested(config)
+  if config.mode == 'few_shot':
+    settings = config.few_shot
+    few_shot_lib.parse_shots(settings.shots)
+    if settings.runs < 1:
+      raise ValueError(f'config.few_shot.runs={settings.runs} must be >= 1')
+    if settings.procedure not in few_shot_lib.PROCEDURES:
+      raise ValueError(f'config.few_shot.procedure={settings.procedure!r} is not one of {few_shot_lib.PROCEDURES}')
+    if settings.protocol not in FEW_SHOT_PROTOCOLS:
+      raise ValueError(f'config.few_shot.protocol={settings.protocol!r} is not one of {FEW_SHOT_PROTOCOLS}')
+    if settings.embedding not in evaluators.EMBEDDINGS:
+      raise ValueError(f'config.few_shot.embedding={settings.embedding!r} is not one of {evaluators.EMBEDDINGS}')
 
 
 def _stage_evaluator(run: trainer.Run, stage: str):
@@ -131,6 +148,69 @@ def probe(run: trainer.Run) -> dict[str, Any]:
   return results
 
 
+def _clip_map(data_config: ml_collections.ConfigDict, model_config: ModelConfig) -> evaluators.ClipMap | None:
+  """How the dataset's preprocessed clips reach a model trained on another joint layout (None: they fit)."""
+  _, joints, coords = data_lib.model_input_shape(data_config)
+  if (joints, coords) == (model_config.num_joints, model_config.coords):
+    return None
+  raise TrainingError(
+      f'the model has {model_config.num_joints} joints x {model_config.coords} channels per frame ('
+      f'{model_config.layout} layout) but {data_config.name} gives {joints} x {coords} ({data_config.layout} '
+      'layout); mapping clips between joint layouts is not available in this version')
+
+
+def few_shot(run: trainer.Run) -> dict[str, Any]:
+  """Few-shot accuracy of frozen embeddings; writes few_shot.json and a report.md section."""
+  started = time.time()
+  config, settings = run.config, run.config.few_shot
+  source = config.init_from or str(run.workdir.path)
+  try:
+    loaded = model_sources.load(source, (checkpoint_io.CLASSIFIER, checkpoint_io.PRETRAINED),
+                                any_pretraining_head=True)
+  except (FileNotFoundError, checkpoint_io.ModelDirError) as e:
+    raise TrainingError(f'few_shot needs a model: {e}; pass --config.init_from=<model dir | work dir | hf:folder> '
+                        'or train this work dir first') from None
+  clip_map = _clip_map(config.data, loaded.config)
+  if loaded.kind == checkpoint_io.CLASSIFIER:
+    extractor = evaluators.EmbeddingExtractor(loaded.config, config.data, config.eval.batch_size, run.mesh,
+                                              settings.embedding, clip_map)
+    params = loaded.params
+  elif settings.embedding in ('pooled', 't1_features'):
+    extractor = evaluators.FeatureExtractor(loaded.config, config.data, config.eval.batch_size, run.mesh, clip_map)
+    params = loaded.params['t1']
+  else:
+    raise TrainingError(f'{loaded.location} is a pretrained model (T1 only): config.few_shot.embedding must be '
+                        f"'pooled' (or 't1_features'), not {settings.embedding!r}")
+  params = partitioning.replicate(params, run.mesh)
+  data_config = config.data
+  support = extractor.run(params, data_config.train_split)
+  queries = extractor.run(params, data_config.eval_split)
+  results: dict[str, Any] = {'model': loaded.location, 'model_kind': loaded.kind, 'dataset': data_config.name,
+                             'embedding': settings.embedding, 'protocol': settings.protocol}
+  if settings.protocol == 'ntu120_one_shot':
+    # The protocol draws on the whole dataset: clips of both splits, the exemplars wherever they are.
+    names = (sources.sample_ids(data_config, data_config.train_split, support['index'])
+             + sources.sample_ids(data_config, data_config.eval_split, queries['index']))
+    embeddings = np.concatenate([support['features'], queries['features']])
+    labels = np.concatenate([support['label'], queries['label']])
+    shots = few_shot_lib.evaluate_one_shot_protocol(embeddings, labels, names, sources.one_shot_protocol(data_config))
+    results.update(num_queries=shots['1']['num_queries'], num_classes=shots['1']['num_classes'], shots=shots)
+  else:
+    shots = few_shot_lib.evaluate(support['features'], support['label'], queries['features'], queries['label'],
+                                  shots=settings.shots, runs=settings.runs, seed=settings.seed,
+                                  replace=settings.replace, procedure=settings.procedure)
+    results.update(procedure=settings.procedure, support_split=data_config.train_split,
+                   query_split=data_config.eval_split, runs=settings.runs, seed=settings.seed,
+                   num_support=int(len(support['label'])), num_queries=int(len(queries['label'])),
+                   num_classes=int(len(set(support['label'].tolist()))), shots=shots)
+  results['seconds'] = round(time.time() - started, 2)
+  run.writer.write('few_shot', 0, {f'{k}_shot': v['mean'] for k, v in shots.items()}, split=data_config.eval_split)
+  if jax.process_index() == 0:
+    run.workdir.few_shot_file.write_text(json.dumps(results, indent=2) + '\n')
+    report.replace_section(run.workdir.report_file, 'Few-shot', few_shot_lib.markdown_section(results))
+  return results
+
+
 def prepare_workdir(config: ml_collections.ConfigDict) -> workdir_lib.Workdir:
   workdir = workdir_lib.Workdir(config.workdir)
   if jax.process_index() == 0:
@@ -165,6 +245,8 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
       summary['test'] = final_evaluation(context)
     if config.mode == 'probe':
       summary['probe'] = probe(context)
+    if config.mode == 'few_shot':
+      summary['few_shot'] = few_shot(context)
   finally:
     writer.close()
   if jax.process_index() == 0:

@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from cascadeformer_jax import workdir as workdir_lib
 from cascadeformer_jax.evaluate import metrics as metrics_lib
 
-SCORES_FILE = 'scores.npz'
-HOLDOUT_SCORES_FILE = 'scores_holdout.npz'
 FIELDS = ('logits', 'labels', 'sample_ids', 'split', 'dataset')
 SEARCH_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 
@@ -53,7 +52,7 @@ class StreamScores:
 
 def scores_file(workdir: str | os.PathLike, split: str = 'test') -> pathlib.Path:
   """Where a work dir keeps the scores of `split`: scores.npz (test) or scores_<split>.npz."""
-  return pathlib.Path(workdir) / (SCORES_FILE if split == 'test' else f'scores_{split}.npz')
+  return workdir_lib.Workdir(workdir).scores_file(split)
 
 
 def save_scores(path: str | os.PathLike, logits: np.ndarray, labels: np.ndarray, sample_ids: Sequence[str | bytes],

@@ -93,10 +93,10 @@ def sample_support(labels: np.ndarray, shots: int, runs: int, seed: int = 0, cla
   if not replace:
     short = {c: len(indices) for c, indices in by_class.items() if len(indices) < shots}
     if short:
-      details = ', '.join(f'class {c} has {n}' for c, n in list(short.items())[:5])
-      raise FewShotError(f'{shots}-shot: {details} training clip(s), fewer than {shots} shots '
-                         f'({len(short)} class(es) in all); lower the shots or sample with replacement '
-                         '(few_shot.replace=True)')
+      details = ', '.join(f'class {c}: {n}' for c, n in list(short.items())[:5])
+      raise FewShotError(f'{shots}-shot: {len(short)} class(es) have fewer training clips than {shots} shots '
+                         f'({details}{", ..." if len(short) > 5 else ""}); lower the shots or sample with '
+                         'replacement (few_shot.replace=True)')
   rng = np.random.default_rng(seed)
   out = np.empty((runs, len(classes), shots), np.int64)
   for run in range(runs):
@@ -264,3 +264,19 @@ def evaluate_one_shot_protocol(embeddings: np.ndarray, labels: np.ndarray, sampl
   accuracy = float(np.mean(support_labels[predicted] == np.asarray(labels)[queries]))
   return {'1': _summary([accuracy], shots=1, protocol='ntu120_one_shot', num_queries=int(len(queries)),
                         num_classes=int(len(support)))}
+
+
+def markdown_section(results: Mapping[str, Any]) -> str:
+  """The report.md section of a few-shot run (`results` as experiment.few_shot writes few_shot.json)."""
+  if results.get('protocol') == 'ntu120_one_shot':
+    how = (f'the NTU RGB+D 120 one-shot protocol: {results["num_classes"]} evaluation classes, their official '
+           f'exemplars as the support set, {results["num_queries"]} query clips of those classes')
+  else:
+    how = (f'{results["procedure"]}: support clips drawn per class from the `{results["support_split"]}` split '
+           f'({results["runs"]} runs, seed {results["seed"]}), queries = the `{results["query_split"]}` split '
+           f'({results["num_queries"]} clips, {results["num_classes"]} classes)')
+  lines = [f'Model: `{results["model"]}`; embedding: `{results["embedding"]}`; {how}.', '',
+           '| shots | accuracy (mean ± std over runs) | runs |', '|---|---|---|']
+  for shots, entry in results['shots'].items():
+    lines.append(f'| {shots} | {100 * entry["mean"]:.2f} ± {100 * entry["std"]:.2f} % | {entry["runs"]} |')
+  return '\n'.join(lines) + '\n'

@@ -66,8 +66,8 @@ def test_support_sampling():
 
 def test_class_with_fewer_clips_than_shots():
   labels = np.array([0, 0, 0, 1, 1])
-  with pytest.raises(few_shot.FewShotError, match=r'3-shot: class 1 has 2 training clip\(s\), fewer than 3 shots .*'
-                                                  r'sample with replacement \(few_shot.replace=True\)'):
+  with pytest.raises(few_shot.FewShotError, match=r'3-shot: 1 class\(es\) have fewer training clips than 3 shots '
+                                                  r'\(class 1: 2\); .* with replacement \(few_shot.replace=True\)'):
     few_shot.sample_support(labels, 3, runs=2)
   support = few_shot.sample_support(labels, 3, runs=2, replace=True)
   assert (labels[support[:, 1]] == 1).all()

@@ -1,0 +1,138 @@
+"""Benchmark protocols end to end at smoke size: saved per-clip scores, few-shot mode, ensembles of real work dirs,
+and NTU RGB+D 120 through training, evaluation and the probe."""
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from cascadeformer_jax import configuration
+from cascadeformer_jax import ensemble as ensemble_cli
+from cascadeformer_jax import experiment
+from cascadeformer_jax.evaluate import ensemble
+from tests.data_builders import fixtures
+from tests.data_builders import helpers
+
+SMOKE = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'smoke.py'
+
+
+@pytest.fixture(scope='module')
+def compile_fast():
+  previous = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
+  yield
+  jax.config.update('jax_disable_most_optimizations', previous)
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  root = tmp_path_factory.mktemp('protocol_data')
+  helpers.build('synthetic_actions', root / 'tfds', config='tiny')
+  fixtures.write_ntu120_skeletons(root / 'manual')
+  helpers.build('ntu_rgbd120', root / 'tfds', root / 'manual', config='xsub')
+  return root / 'tfds'
+
+
+def smoke(dataset: str, data_dir: pathlib.Path, workdir: pathlib.Path, **data):
+  config = configuration.load_config_file(SMOKE, f'{dataset},1.0')
+  config.update(workdir=str(workdir), progress=False, tensorboard=False)
+  config.data.data_dir = str(data_dir)
+  if dataset == 'synthetic_actions':
+    config.data.tfds_config = 'tiny'
+  config.data.update(data)
+  if 'representation' in data:
+    config.model.coords = 3  # joint, bone, motion and bone_motion all keep 3 channels
+  return config
+
+
+@pytest.fixture(scope='module')
+def streams(data_dir, tmp_path_factory, compile_fast):
+  """Two trained synthetic_actions streams (joint, bone_motion) with a one-clip-per-class hold-out."""
+  root = tmp_path_factory.mktemp('streams')
+  dirs = {}
+  for representation in ('joint', 'bone_motion'):
+    config = smoke('synthetic_actions', data_dir, root / representation, holdout_fraction=0.34,
+                   representation=representation)
+    config.mode = 'finetune'  # from scratch: the scores and embeddings need a classifier, not pretraining
+    config.finetune.t1_init = 'scratch'
+    experiment.run(config)
+    dirs[representation] = root / representation
+  return dirs
+
+
+def test_evaluation_saves_scores_of_test_and_holdout(streams):
+  test = ensemble.load_workdir_scores(streams['joint'])
+  holdout = ensemble.load_workdir_scores(streams['joint'], 'holdout')
+  results = json.loads((streams['joint'] / 'results.json').read_text())
+  assert (test.split, test.dataset, len(test.labels)) == ('test', 'synthetic_actions', results['count'])
+  assert test.logits.shape == (10, 10) and holdout.split == 'holdout' and len(holdout.labels) == 10
+  assert np.mean(test.logits.argmax(1) == test.labels) == pytest.approx(results['accuracy'])
+  assert len(set(test.sample_ids) | set(holdout.sample_ids)) == 20 and all(test.sample_ids)
+
+
+def test_ensemble_of_real_workdirs(streams, tmp_path):
+  dirs = [str(streams['joint']), str(streams['bone_motion'])]
+  ensemble_cli.run(dirs, None, str(tmp_path / 'fused.json'), search=True)
+  results = json.loads((tmp_path / 'fused.json').read_text())
+  assert results['split'] == 'test' and results['weight_search']['split'] == 'holdout'
+  own = [ensemble.load_workdir_scores(d) for d in dirs]
+  expected = ensemble.accuracy_metrics(sum(w * ensemble.softmax(s.logits) for w, s in zip(results['weights'], own)),
+                                       own[0].labels)
+  assert results['ensemble']['top1'] == expected['top1']
+  assert [row['top1'] for row in results['streams']] == [float(np.mean(s.logits.argmax(1) == s.labels)) for s in own]
+
+
+def test_few_shot_mode(streams, data_dir, tmp_path, compile_fast):
+  config = smoke('synthetic_actions', data_dir, streams['joint'], holdout_fraction=0.34)
+  config.mode = 'few_shot'
+  config.few_shot.update(shots='1,2', runs=3)
+  summary = experiment.run(config)['few_shot']
+  written = json.loads((streams['joint'] / 'few_shot.json').read_text())
+  assert written['shots'].keys() == {'1', '2'} and written['num_queries'] == 10 and written['num_support'] == 20
+  assert written['model'].endswith('finetune/final') and written['model_kind'] == 'classifier'
+  for entry in written['shots'].values():
+    assert entry['runs'] == 3 and 0 <= entry['mean'] <= 1 and entry['std'] >= 0
+  assert summary['shots']['1']['mean'] == written['shots']['1']['mean']
+  report = (streams['joint'] / 'report.md').read_text()
+  assert report.count('## Few-shot') == 1 and '| 2 |' in report and '## ' in report.split('## Few-shot')[0]
+  # Another work dir, the model of the first (init_from), an intermediate as embedding; 3 shots exceed the 2
+  # training clips per class left after the hold-out.
+  other = smoke('synthetic_actions', data_dir, tmp_path / 'other', holdout_fraction=0.34)
+  other.update(mode='few_shot', init_from=str(streams['joint']))
+  other.few_shot.update(shots='3', runs=2, embedding='t2_features')
+  with pytest.raises(ValueError, match=r'3-shot: 10 class\(es\) have fewer training clips than 3 shots \(class 0: 2, '
+                                       r'class 1: 2, .*, \.\.\.\)'):
+    experiment.run(other)
+  other.few_shot.replace = True
+  result = experiment.run(other)['few_shot']
+  assert result['embedding'] == 't2_features' and result['shots']['3']['runs'] == 2
+
+
+def test_few_shot_without_a_model(data_dir, tmp_path):
+  config = smoke('synthetic_actions', data_dir, tmp_path / 'empty')
+  config.mode = 'few_shot'
+  with pytest.raises(experiment.TrainingError, match='few_shot needs a model'):
+    experiment.run(config)
+  config.few_shot.embedding = 'attention'
+  with pytest.raises(ValueError, match=r"config.few_shot.embedding='attention' is not one of"):
+    experiment.run(config)
+
+
+def test_ntu120_train_probe_and_one_shot_protocol(data_dir, tmp_path, compile_fast):
+  config = smoke('ntu120_xsub', data_dir, tmp_path / 'ntu120')
+  results = experiment.run(config)['test']
+  assert results['count'] == 2 and len(results['per_class']) == 120
+  # The test clips are A061 (single person) and A110 (two-person in NTU120).
+  assert {k: v['count'] for k, v in results['person_type'].items()} == {'single_person': 1, 'two_person': 1}
+  assert ensemble.load_workdir_scores(tmp_path / 'ntu120').sample_ids.tolist() == [
+      'S020C001P060R001A061', 'S032C002P106R001A110']
+  config.mode = 'probe'
+  config.probe.update(epochs=2, batch_size=2)
+  assert experiment.run(config)['probe']['num_test'] == 2
+  config.update(mode='few_shot')
+  config.few_shot.protocol = 'ntu120_one_shot'
+  with pytest.raises(ValueError, match=r'exemplar\(s\) .*S001C003P008R001A001.* \(20 of 20\) are not among the 5 '
+                                       r'clips read'):
+    experiment.run(config)
