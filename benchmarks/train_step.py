@@ -115,7 +115,10 @@ def model_configs(dataset: str, args: argparse.Namespace):
 
 
 def stage_for(step_kind: str, dataset: str, variant: str) -> Any:
-  """The stage config of the original recipe (spec/MODEL.md §5), as the PyTorch reference uses it."""
+  """The stage config of the original recipe, as the PyTorch reference uses it.
+
+  See docs/original_code.md, training recipes.
+  """
   if step_kind == 'pretrain':
     return stage_config(optimizer='adam', lr=1e-4, mask_ratio=0.3, mask_mode='joints')
   ntu = dataset.startswith('ntu')

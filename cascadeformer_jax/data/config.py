@@ -20,7 +20,7 @@ NTU60_TWO_PERSON_LABELS = tuple(range(49, 60))
 NTU120_TWO_PERSON_LABELS = NTU60_TWO_PERSON_LABELS + tuple(range(105, 120))
 _TWO_PERSON_LABELS = {'ntu_rgbd60': NTU60_TWO_PERSON_LABELS, 'ntu_rgbd120': NTU120_TWO_PERSON_LABELS}
 
-# N-UCLA frozen-augmentation settings of the published runs (spec/MODEL.md §5, quirk Q12).
+# N-UCLA augmentation settings of the published runs (docs/original_code.md: training recipes, quirk Q12).
 _NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0.3)}
 
 

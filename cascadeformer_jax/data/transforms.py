@@ -2,7 +2,8 @@
 
 Every function takes and returns numpy arrays and draws randomness only from an explicit
 `np.random.Generator`, so the pipeline can derive it from (seed, epoch, example index).
-Formulas and their sources are in `spec/DATASETS.md` (§1.6 Penn Action, §2.5 N-UCLA, §3.7 NTU feeder).
+Formulas and their sources are in `docs/datasets.md` (Penn Action preprocessing, N-UCLA preprocessing, NTU feeder
+transforms); quirk numbers (Q5, Q11) refer to `docs/original_code.md`.
 
 Shape letters: T frames, M actor slots (2), J joints, C coordinates.
 """
@@ -23,7 +24,7 @@ NUCLA_PARTITION_ORDER = np.array(
 # Parent of every joint in native order (the root is its own parent, so its bone is zero).
 # Penn Action has no torso joint; shoulders hang from the head and hips from the shoulders.
 PENN_PARENTS = np.array([0, 0, 0, 1, 2, 3, 4, 1, 2, 7, 8, 9, 10], dtype=np.int64)
-# N-UCLA feeders' bone pairs (spec/DATASETS.md §2.2), 0-based; shoulder_center (2) is the root.
+# N-UCLA feeders' bone pairs (docs/datasets.md, N-UCLA joints and classes), 0-based; shoulder_center (2) is the root.
 NUCLA_PARENTS = np.array(
     [1, 2, 2, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18], dtype=np.int64)
 # CTR-GCN's NTU pairs, 0-based; spine_shoulder (20) is the root.

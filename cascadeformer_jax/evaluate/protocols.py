@@ -20,7 +20,7 @@ def _standard(config, model_config, split, mesh):
 
 
 def _cross_attn_4_heads(config, model_config, split, mesh):
-  # The original evaluated Penn Action and N-UCLA with a 4-head cross-attention (quirk Q1).
+  # The original evaluated Penn Action and N-UCLA with a 4-head cross-attention (quirk Q1, docs/original_code.md).
   return _standard(config, model_config.replace(cross_attn_heads=4), split, mesh)
 
 

@@ -1,4 +1,4 @@
-"""Per-clip transforms: golden parity (test mode), spec fixture values and training-mode properties."""
+"""Per-clip transforms: golden parity (test mode), fixture values and training-mode properties."""
 
 import numpy as np
 import pytest
@@ -16,7 +16,7 @@ def nucla_eval(clip: np.ndarray, num_frames: int = 64) -> np.ndarray:
   return examples.process_example(raw, settings, None, None, False, 'clip')['skeleton']
 
 
-# --- Golden parity (golden/transforms, spec/GOLDEN.md §6) -------------------------------------------
+# --- Golden parity (golden/transforms, docs/golden.md) ----------------------------------------------
 
 def test_ntu_test_transform_matches_golden(golden_dir):
   golden = np.load(golden_dir / 'transforms' / 'ntu60_test_transform.npz')
@@ -46,7 +46,7 @@ def test_nucla_test_transform_matches_golden(golden_dir):
                                golden['output_TVC'][i], rtol=0, atol=1e-5)
 
 
-# --- Values from the spec's fixtures (spec/DATASETS.md §3.7, §5) ----------------------------------
+# --- Fixture values (docs/datasets.md: NTU feeder transforms, test fixtures) -----------------------
 
 @pytest.mark.parametrize('length,bias', [(20, 0), (64, 1), (103, 2), (300, 7)])
 def test_ntu_test_window_bias(length, bias):
