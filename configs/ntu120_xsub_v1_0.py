@@ -23,8 +23,9 @@ def get_config():
   config = configuration.experiment_config('ntu120_xsub', presets.ntu120_model_config('ntu120_xsub', '1.0'),
                                            data_variant='1.0')
   config.variant = '1.0'
-  # The ntu60_xsub 1.0 recipe (docs/original_code.md): batch 64; training clips are cropped to a random 50-100 % window,
-  # resized to 64 frames and rotated by up to ±0.3 rad; the actor with the largest sum of |coordinates| is kept.
+  # The ntu60_xsub 1.0 recipe (docs/original_code.md): batch 64; training clips are cropped to a random 50-100 %
+  # window, resized to 64 frames and rotated by up to ±0.3 rad; the actor with the largest sum of |coordinates| is
+  # kept.
   config.pretrain.update(epochs=100, batch_size=64, optimizer='adam', lr=1e-4, schedule='warmup_cosine',
                          schedule_unit='step', warmup_fraction=0.05)
   # Fine-tuning lr 3e-5 as for ntu60_xsub; cosine annealing per epoch to 1e-6.
