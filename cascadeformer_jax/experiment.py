@@ -200,7 +200,9 @@ def few_shot(run: trainer.Run) -> dict[str, Any]:
                                   shots=settings.shots, runs=settings.runs, seed=settings.seed,
                                   replace=settings.replace, procedure=settings.procedure)
     results.update(procedure=settings.procedure, support_split=data_config.train_split,
-                   query_split=data_config.eval_split, runs=settings.runs, seed=settings.seed,
+                   query_split=data_config.eval_split, runs=settings.runs,
+                   seed=(few_shot_lib.ORIGINAL_SEED if settings.procedure == 'original_transfer_ucla'
+                         else settings.seed),
                    num_support=int(len(support['label'])), num_queries=int(len(queries['label'])),
                    num_classes=int(len(set(support['label'].tolist()))), shots=shots)
   results['seconds'] = round(time.time() - started, 2)

@@ -2,7 +2,10 @@
 and NTU RGB+D 120 through training, evaluation and the probe."""
 
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -108,6 +111,24 @@ def test_few_shot_mode(streams, data_dir, tmp_path, compile_fast):
   other.few_shot.replace = True
   result = experiment.run(other)['few_shot']
   assert result['embedding'] == 't2_features' and result['shots']['3']['runs'] == 2
+
+
+def test_few_shot_command_line(streams, data_dir, tmp_path):
+  command = [sys.executable, '-m', 'cascadeformer_jax.main', '--config=configs/smoke.py:synthetic_actions,1.0',
+             '--config.mode=few_shot', f'--config.init_from={streams["bone_motion"]}',
+             '--config.data.representation=bone_motion', '--config.data.tfds_config=tiny',
+             f'--config.data.data_dir={data_dir}', f'--config.workdir={tmp_path / "cli"}', '--config.few_shot.shots=1',
+             '--config.few_shot.runs=2', '--config.few_shot.procedure=original_transfer_ucla', '--config.progress=False']
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  done = subprocess.run(command, cwd=SMOKE.parents[1], env=env, capture_output=True, text=True, timeout=300,
+                        check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert '1-shot accuracy' in done.stdout and 'on 10 clips' in done.stdout
+  written = json.loads((tmp_path / 'cli' / 'few_shot.json').read_text())
+  assert written['procedure'] == 'original_transfer_ucla' and written['seed'] == 42
+  bad = subprocess.run(command[:-3] + ['--config.few_shot.shots=1,x'], cwd=SMOKE.parents[1], env=env,
+                       capture_output=True, text=True, timeout=300, check=False)
+  assert bad.returncode == 1 and 'error: few_shot.shots=' in bad.stderr
 
 
 def test_few_shot_without_a_model(data_dir, tmp_path):

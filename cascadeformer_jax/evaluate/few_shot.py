@@ -146,7 +146,8 @@ def evaluate(support_embeddings: np.ndarray, support_labels: np.ndarray, query_e
     query_embeddings, query_labels: (N_q, D), (N_q,) of the clips to classify (test split).
     shots: shot counts, e.g. '1,5'.
     runs: draws per shot count.
-    seed: generator seed ('prototype': one generator per shot count, seeded `seed`).
+    seed: generator seed ('prototype': one generator per shot count, seeded `seed`; the original procedure always
+      uses 42).
     replace: 'prototype' only: allow sampling with replacement for classes with fewer clips than shots.
     classes: 'prototype' only: the candidate classes (default: the labels of the support split).
     procedure: one of `PROCEDURES`.
