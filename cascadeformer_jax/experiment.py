@@ -163,6 +163,7 @@ def few_shot(run: trainer.Run) -> dict[str, Any]:
   """Few-shot accuracy of frozen embeddings; writes few_shot.json and a report.md section."""
   started = time.time()
   config, settings = run.config, run.config.few_shot
+  protocol = sources.one_shot_protocol(config.data) if settings.protocol == 'ntu120_one_shot' else None
   source = config.init_from or str(run.workdir.path)
   try:
     loaded = model_sources.load(source, (checkpoint_io.CLASSIFIER, checkpoint_io.PRETRAINED),
@@ -187,13 +188,13 @@ def few_shot(run: trainer.Run) -> dict[str, Any]:
   queries = extractor.run(params, data_config.eval_split)
   results: dict[str, Any] = {'model': loaded.location, 'model_kind': loaded.kind, 'dataset': data_config.name,
                              'embedding': settings.embedding, 'protocol': settings.protocol}
-  if settings.protocol == 'ntu120_one_shot':
+  if protocol is not None:
     # The protocol draws on the whole dataset: clips of both splits, the exemplars wherever they are.
     names = (sources.sample_ids(data_config, data_config.train_split, support['index'])
              + sources.sample_ids(data_config, data_config.eval_split, queries['index']))
     embeddings = np.concatenate([support['features'], queries['features']])
     labels = np.concatenate([support['label'], queries['label']])
-    shots = few_shot_lib.evaluate_one_shot_protocol(embeddings, labels, names, sources.one_shot_protocol(data_config))
+    shots = few_shot_lib.evaluate_one_shot_protocol(embeddings, labels, names, protocol)
     results.update(num_queries=shots['1']['num_queries'], num_classes=shots['1']['num_classes'], shots=shots)
   else:
     shots = few_shot_lib.evaluate(support['features'], support['label'], queries['features'], queries['label'],
