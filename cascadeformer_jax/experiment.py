@@ -164,6 +164,10 @@ def few_shot(run: trainer.Run) -> dict[str, Any]:
   started = time.time()
   config, settings = run.config, run.config.few_shot
   protocol = sources.one_shot_protocol(config.data) if settings.protocol == 'ntu120_one_shot' else None
+  data_config = config.data
+  if protocol is not None and data_config.get('class_subset', ''):
+    data_config = data_config.copy_and_resolve_references()  # the protocol reads every class
+    data_config.class_subset = ''
   source = config.init_from or str(run.workdir.path)
   try:
     loaded = model_sources.load(source, (checkpoint_io.CLASSIFIER, checkpoint_io.PRETRAINED),
@@ -171,19 +175,18 @@ def few_shot(run: trainer.Run) -> dict[str, Any]:
   except (FileNotFoundError, checkpoint_io.ModelDirError) as e:
     raise TrainingError(f'few_shot needs a model: {e}; pass --config.init_from=<model dir | work dir | hf:folder> '
                         'or train this work dir first') from None
-  clip_map = _clip_map(config.data, loaded.config)
+  clip_map = _clip_map(data_config, loaded.config)
   if loaded.kind == checkpoint_io.CLASSIFIER:
-    extractor = evaluators.EmbeddingExtractor(loaded.config, config.data, config.eval.batch_size, run.mesh,
+    extractor = evaluators.EmbeddingExtractor(loaded.config, data_config, config.eval.batch_size, run.mesh,
                                               settings.embedding, clip_map)
     params = loaded.params
   elif settings.embedding in ('pooled', 't1_features'):
-    extractor = evaluators.FeatureExtractor(loaded.config, config.data, config.eval.batch_size, run.mesh, clip_map)
+    extractor = evaluators.FeatureExtractor(loaded.config, data_config, config.eval.batch_size, run.mesh, clip_map)
     params = loaded.params['t1']
   else:
     raise TrainingError(f'{loaded.location} is a pretrained model (T1 only): config.few_shot.embedding must be '
                         f"'pooled' (or 't1_features'), not {settings.embedding!r}")
   params = partitioning.replicate(params, run.mesh)
-  data_config = config.data
   support = extractor.run(params, data_config.train_split)
   queries = extractor.run(params, data_config.eval_split)
   results: dict[str, Any] = {'model': loaded.location, 'model_kind': loaded.kind, 'dataset': data_config.name,

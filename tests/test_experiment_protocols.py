@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cascadeformer_jax import configuration
+from cascadeformer_jax import data as data_lib
 from cascadeformer_jax import ensemble as ensemble_cli
 from cascadeformer_jax import experiment
 from cascadeformer_jax.evaluate import ensemble
@@ -139,6 +140,18 @@ def test_few_shot_without_a_model(data_dir, tmp_path):
   config.few_shot.embedding = 'attention'
   with pytest.raises(ValueError, match=r"config.few_shot.embedding='attention' is not one of"):
     experiment.run(config)
+
+
+def test_ntu120_auxiliary_class_subset(data_dir):
+  config = smoke('ntu120_xsub', data_dir, pathlib.Path('unused'))
+  # Fixture labels: train 0, 105, 119; test 60, 109. Labels 0 and 60 (A001, A061) are one-shot evaluation classes.
+  config.data.class_subset = 'ntu120_auxiliary'
+  assert [data_lib.num_examples(config.data, split) for split in ('train', 'test')] == [2, 1]
+  config.data.update(class_subset='', holdout_fraction=0.0)
+  assert [data_lib.num_examples(config.data, split) for split in ('train', 'test')] == [3, 2]
+  with pytest.raises(ValueError, match=r"class_subset='ntu120_auxiliary' needs ntu120_xsub or ntu120_xset"):
+    data_lib.num_examples(smoke('synthetic_actions', data_dir, pathlib.Path('unused'),
+                                class_subset='ntu120_auxiliary').data, 'train')
 
 
 def test_ntu120_train_probe_and_one_shot_protocol(data_dir, tmp_path, compile_fast):

@@ -45,6 +45,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
       scikit-learn's RNG, which cannot be replayed; 0 keeps all clips). Read with split='holdout'.
     label_fraction: semi-supervised training on a class-balanced subset of the training clips (after the
       hold-out): max(1, round(fraction·n_c)) clips of every class c; 1 keeps all.
+    class_subset: '' (every class) or 'ntu120_auxiliary' (NTU120 only: the 100 auxiliary classes of the official
+      one-shot protocol, in every split).
     representation: input representation, one of `transforms.REPRESENTATIONS` ('joint' = original).
     bad_values: 'error' (default: NaN/inf coordinates raise, naming the example) or 'zero' (set them to 0
       and count them in the batch's `nonfinite_count`).
@@ -83,6 +85,7 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
   cfg.drop_remainder = True
   cfg.holdout_fraction = 0.0
   cfg.label_fraction = 1.0
+  cfg.class_subset = ''
   cfg.representation = 'joint'
   cfg.bad_values = 'error'
   cfg.num_workers = 0
@@ -176,6 +179,7 @@ def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'data config: holdout_fraction={data_config.holdout_fraction} must be in [0, 1)')
   if not 0 < data_config.get('label_fraction', 1.0) <= 1:
     raise ValueError(f'data config: label_fraction={data_config.label_fraction} must be in (0, 1]')
+  check('class_subset', data_config.get('class_subset', ''), ('', 'ntu120_auxiliary'))
   if data_config.num_workers < 0 or data_config.num_threads < 0:
     raise ValueError('data config: num_workers and num_threads must be >= 0')
   if data_config.layout == 'penn':
