@@ -29,6 +29,8 @@ import numpy as np
 from cascadeformer_jax.evaluate import neighbours
 
 PROCEDURES = ('prototype', 'original_transfer_ucla')
+PROCEDURE_DESCRIPTIONS = {'prototype': 'cosine nearest prototype',
+                          'original_transfer_ucla': "the original code's NTU -> N-UCLA procedure"}
 ORIGINAL_SEED = 42  # transfer_ucla.py's default seed of both evaluations
 
 
@@ -273,7 +275,8 @@ def markdown_section(results: Mapping[str, Any]) -> str:
     how = (f'the NTU RGB+D 120 one-shot protocol: {results["num_classes"]} evaluation classes, their official '
            f'exemplars as the support set, {results["num_queries"]} query clips of those classes')
   else:
-    how = (f'{results["procedure"]}: support clips drawn per class from the `{results["support_split"]}` split '
+    how = (f'{PROCEDURE_DESCRIPTIONS[results["procedure"]]}, support clips drawn per class from the '
+           f'`{results["support_split"]}` split '
            f'({results["runs"]} runs, seed {results["seed"]}), queries = the `{results["query_split"]}` split '
            f'({results["num_queries"]} clips, {results["num_classes"]} classes)')
   lines = [f'Model: `{results["model"]}`; embedding: `{results["embedding"]}`; {how}.', '',

@@ -125,3 +125,17 @@ def test_one_shot_protocol_missing_exemplar():
     few_shot.one_shot_protocol_split(['S001C001P001R001A001'], np.array([0]), PROTOCOL)
   with pytest.raises(few_shot.FewShotError, match='exemplar S001C001P001R001A001 has label 1, expected 0'):
     few_shot.one_shot_protocol_split(PROTOCOL['exemplars'], np.array([1, 2]), PROTOCOL)
+
+
+def test_report_section_is_replaced_not_repeated(tmp_path):
+  from cascadeformer_jax.evaluate import report  # pylint: disable=g-import-not-at-top
+  results = {'model': 'm', 'embedding': 'pooled', 'procedure': 'prototype', 'support_split': 'train',
+             'query_split': 'test', 'runs': 10, 'seed': 0, 'num_queries': 464, 'num_classes': 10,
+             'shots': {'1': {'mean': 0.45, 'std': 0.013, 'runs': 10}}}
+  path = tmp_path / 'report.md'
+  path.write_text('# Run\n\n## Per class\n\nrows\n')
+  for _ in range(2):
+    report.replace_section(path, 'Few-shot', few_shot.markdown_section(results))
+  text = path.read_text()
+  assert text.count('## Few-shot') == 1 and text.startswith('# Run\n\n## Per class\n\nrows\n\n## Few-shot')
+  assert '| 1 | 45.00 ± 1.30 % | 10 |' in text and 'cosine nearest prototype, support clips' in text
