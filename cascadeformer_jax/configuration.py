@@ -67,9 +67,11 @@ def experiment_config(dataset: str, model: ModelConfig, data_variant: str | None
   # model) or an intermediate 't1_features', 't2_features', 'fused', 'logits' (frame-pooled); replace: sample with
   # replacement when a class has fewer training clips than shots; procedure: 'prototype' (cosine nearest
   # prototype) or 'original_transfer_ucla' (the original code's NTU -> N-UCLA procedure); protocol: '' or
-  # 'ntu120_one_shot' (the official NTU120 one-shot protocol: 20 classes, their exemplars as the support set).
+  # 'ntu120_one_shot' (the official NTU120 one-shot protocol: 20 classes, their exemplars as the support set);
+  # mapping: how clips reach a model of another joint layout (data/layouts.py): '' = anatomical,
+  # 'original_partition_order' = the original code's N-UCLA -> NTU map.
   config.few_shot = ml_collections.ConfigDict(dict(shots='1,5', runs=10, seed=0, embedding='pooled', replace=False,
-                                                   procedure='prototype', protocol=''))
+                                                   procedure='prototype', protocol='', mapping=''))
   # Checkpoints at the end of every `every_epochs`-th epoch, every `every_steps` steps (0 = off) and at the end.
   config.checkpoint = ml_collections.ConfigDict(dict(keep=2, every_steps=0, every_epochs=1))
   config.log_every_steps = 10

@@ -26,7 +26,9 @@ from cascadeformer_jax import model_sources
 from cascadeformer_jax import objectives
 from cascadeformer_jax import partitioning
 from cascadeformer_jax import workdir as workdir_lib
+from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import sources
+from cascadeformer_jax.data.config import STORED_LAYOUTS
 from cascadeformer_jax.evaluate import evaluators
 from cascadeformer_jax.evaluate import few_shot as few_shot_lib
 from cascadeformer_jax.evaluate import protocols
@@ -148,15 +150,48 @@ def probe(run: trainer.Run) -> dict[str, Any]:
   return results
 
 
-def _clip_map(data_config: ml_collections.ConfigDict, model_config: ModelConfig) -> evaluators.ClipMap | None:
-  """How the dataset's preprocessed clips reach a model trained on another joint layout (None: they fit)."""
+def _model_joint_layout(model_config: ModelConfig) -> layouts.Layout | None:
+  """The named joint layout a model of a built-in family reads (None for other joint counts, e.g. folder data)."""
+  name = STORED_LAYOUTS.get(model_config.layout)
+  layout = layouts.get_layout(name) if name else None
+  return layout if layout is not None and layout.num_joints == model_config.num_joints else None
+
+
+def _clip_map(data_config: ml_collections.ConfigDict, model_config: ModelConfig,
+              mapping: str = '') -> evaluators.ClipMap | None:
+  """How the dataset's preprocessed clips reach a model trained on another joint layout (None: they fit).
+
+  The pipeline gives clips in the dataset's model order (N-UCLA: SkateFormer partition order); they are put back
+  into the stored joint order, mapped with `layouts.convert` (the anatomical mapping, or `mapping`, e.g.
+  'original_partition_order' for the original N-UCLA -> NTU transfer) and put into the model's order.
+  """
   _, joints, coords = data_lib.model_input_shape(data_config)
-  if (joints, coords) == (model_config.num_joints, model_config.coords):
+  if (joints, coords) == (model_config.num_joints, model_config.coords) and not mapping:
     return None
-  raise TrainingError(
-      f'the model has {model_config.num_joints} joints x {model_config.coords} channels per frame ('
-      f'{model_config.layout} layout) but {data_config.name} gives {joints} x {coords} ({data_config.layout} '
-      'layout); mapping clips between joint layouts is not available in this version')
+  where = (f'the model reads {model_config.num_joints} joints x {model_config.coords} channels per frame but '
+           f'{data_config.name} gives {joints} x {coords}')
+  if coords != model_config.coords or data_config.representation != 'joint':
+    raise TrainingError(f'{where}; only joint coordinates with the same number of channels can be mapped between '
+                        'joint layouts')
+  target = _model_joint_layout(model_config)
+  if target is None:
+    raise TrainingError(f'{where}; the model\'s joint layout ({model_config.layout} family) is not a named one, so '
+                        'its clips cannot be mapped')
+  source = data_lib.stored_layout(data_config)
+  try:
+    layouts.mapping_matrix(source, target, mapping or None)
+  except ValueError as e:
+    raise TrainingError(f'config.few_shot.mapping: {e}') from None
+  partition = np.asarray(layouts.NUCLA_PARTITION_ORDER)
+  to_stored = np.argsort(partition) if data_config.layout == 'nucla' else None
+  to_model = partition if model_config.layout == 'nucla' else None
+
+  def clip_map(clips: np.ndarray) -> np.ndarray:
+    stored = clips if to_stored is None else clips[..., to_stored, :]
+    mapped = layouts.convert(stored, source, target, mapping=mapping or None)
+    return mapped if to_model is None else mapped[..., to_model, :]
+
+  return clip_map
 
 
 def few_shot(run: trainer.Run) -> dict[str, Any]:
@@ -165,9 +200,14 @@ def few_shot(run: trainer.Run) -> dict[str, Any]:
   config, settings = run.config, run.config.few_shot
   protocol = sources.one_shot_protocol(config.data) if settings.protocol == 'ntu120_one_shot' else None
   data_config = config.data
-  if protocol is not None and data_config.get('class_subset', ''):
-    data_config = data_config.copy_and_resolve_references()  # the protocol reads every class
-    data_config.class_subset = ''
+  if protocol is not None:
+    # The protocol reads every clip of every class in both stored splits.
+    data_config = data_config.copy_and_resolve_references()
+    data_config.update(class_subset='', holdout_fraction=0.0, label_fraction=1.0)
+    splits = (data_config.train_split, data_config.eval_split)
+    stored_names = {split: sources.sample_ids(data_config, split, range(len(sources.open_split(data_config, split))))
+                    for split in splits}
+    few_shot_lib.check_exemplars(stored_names[splits[0]] + stored_names[splits[1]], protocol)
   source = config.init_from or str(run.workdir.path)
   try:
     loaded = model_sources.load(source, (checkpoint_io.CLASSIFIER, checkpoint_io.PRETRAINED),
@@ -175,7 +215,7 @@ def few_shot(run: trainer.Run) -> dict[str, Any]:
   except (FileNotFoundError, checkpoint_io.ModelDirError) as e:
     raise TrainingError(f'few_shot needs a model: {e}; pass --config.init_from=<model dir | work dir | hf:folder> '
                         'or train this work dir first') from None
-  clip_map = _clip_map(data_config, loaded.config)
+  clip_map = _clip_map(data_config, loaded.config, settings.get('mapping', ''))
   if loaded.kind == checkpoint_io.CLASSIFIER:
     extractor = evaluators.EmbeddingExtractor(loaded.config, data_config, config.eval.batch_size, run.mesh,
                                               settings.embedding, clip_map)
@@ -190,11 +230,13 @@ def few_shot(run: trainer.Run) -> dict[str, Any]:
   support = extractor.run(params, data_config.train_split)
   queries = extractor.run(params, data_config.eval_split)
   results: dict[str, Any] = {'model': loaded.location, 'model_kind': loaded.kind, 'dataset': data_config.name,
-                             'embedding': settings.embedding, 'protocol': settings.protocol}
+                             'embedding': settings.embedding, 'protocol': settings.protocol,
+                             'joint_mapping': ('none' if clip_map is None else settings.get('mapping', '')
+                                               or 'anatomical')}
   if protocol is not None:
     # The protocol draws on the whole dataset: clips of both splits, the exemplars wherever they are.
-    names = (sources.sample_ids(data_config, data_config.train_split, support['index'])
-             + sources.sample_ids(data_config, data_config.eval_split, queries['index']))
+    names = ([stored_names[splits[0]][i] for i in support['index']]
+             + [stored_names[splits[1]][i] for i in queries['index']])
     embeddings = np.concatenate([support['features'], queries['features']])
     labels = np.concatenate([support['label'], queries['label']])
     shots = few_shot_lib.evaluate_one_shot_protocol(embeddings, labels, names, protocol)

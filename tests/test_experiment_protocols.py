@@ -15,7 +15,10 @@ from cascadeformer_jax import configuration
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax import ensemble as ensemble_cli
 from cascadeformer_jax import experiment
+from cascadeformer_jax.data import layouts
 from cascadeformer_jax.evaluate import ensemble
+from cascadeformer_jax.models import presets
+from data_builders import ntu_rgbd120
 from tests.data_builders import fixtures
 from tests.data_builders import helpers
 
@@ -34,6 +37,8 @@ def compile_fast():
 def data_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp('protocol_data')
   helpers.build('synthetic_actions', root / 'tfds', config='tiny')
+  fixtures.write_n_ucla(root / 'manual')
+  helpers.build('n_ucla', root / 'tfds', root / 'manual')
   fixtures.write_ntu120_skeletons(root / 'manual')
   helpers.build('ntu_rgbd120', root / 'tfds', root / 'manual', config='xsub')
   return root / 'tfds'
@@ -114,22 +119,56 @@ def test_few_shot_mode(streams, data_dir, tmp_path, compile_fast):
   assert result['embedding'] == 't2_features' and result['shots']['3']['runs'] == 2
 
 
-def test_few_shot_command_line(streams, data_dir, tmp_path):
+def test_few_shot_command_line_across_joint_layouts(data_dir, tmp_path, compile_fast):
+  """A model trained on N-UCLA (20 joints) embeds synthetic_actions clips (25 Kinect v2 joints), mapped; run through
+  the command line with the original procedure."""
+  nucla = smoke('n_ucla', data_dir, tmp_path / 'nucla')
+  nucla.update(mode='finetune')
+  nucla.finetune.t1_init = 'scratch'
+  experiment.run(nucla)
   command = [sys.executable, '-m', 'cascadeformer_jax.main', '--config=configs/smoke.py:synthetic_actions,1.0',
-             '--config.mode=few_shot', f'--config.init_from={streams["bone_motion"]}',
-             '--config.data.representation=bone_motion', '--config.data.tfds_config=tiny',
+             '--config.mode=few_shot', f'--config.init_from={tmp_path / "nucla"}', '--config.data.tfds_config=tiny',
              f'--config.data.data_dir={data_dir}', f'--config.workdir={tmp_path / "cli"}', '--config.few_shot.shots=1',
-             '--config.few_shot.runs=2', '--config.few_shot.procedure=original_transfer_ucla', '--config.progress=False']
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  done = subprocess.run(command, cwd=SMOKE.parents[1], env=env, capture_output=True, text=True, timeout=300,
-                        check=False)
+             '--config.few_shot.runs=2', '--config.few_shot.procedure=original_transfer_ucla',
+             '--config.progress=False']
+  done = subprocess.run(command, cwd=SMOKE.parents[1], env=dict(os.environ, JAX_PLATFORMS='cpu'),
+                        capture_output=True, text=True, timeout=300, check=False)
   assert done.returncode == 0, done.stderr[-2000:]
   assert '1-shot accuracy' in done.stdout and 'on 10 clips' in done.stdout
   written = json.loads((tmp_path / 'cli' / 'few_shot.json').read_text())
   assert written['procedure'] == 'original_transfer_ucla' and written['seed'] == 42
-  bad = subprocess.run(command[:-3] + ['--config.few_shot.shots=1,x'], cwd=SMOKE.parents[1], env=env,
-                       capture_output=True, text=True, timeout=300, check=False)
-  assert bad.returncode == 1 and 'error: few_shot.shots=' in bad.stderr
+  assert written['joint_mapping'] == 'anatomical' and written['model'].endswith('finetune/final')
+  config = smoke('synthetic_actions', data_dir, tmp_path / 'bad')
+  config.mode = 'few_shot'
+  config.few_shot.shots = '1,x'
+  with pytest.raises(ValueError, match=r"few_shot.shots='1,x': expected comma-separated positive integers"):
+    experiment.run(config)
+
+
+def test_clip_map_between_joint_layouts():
+  ntu_model = presets.published_model_config('ntu60_xsub', '1.0')
+  nucla_data = data_lib.default_data_config('n_ucla')
+  partition = np.asarray(layouts.NUCLA_PARTITION_ORDER)
+  clips = np.random.default_rng(0).standard_normal((2, 4, 20, 3)).astype(np.float32)  # pipeline output order
+  native = clips[..., np.argsort(partition), :]
+  clip_map = experiment._clip_map  # pylint: disable=protected-access
+  mapped = clip_map(nucla_data, ntu_model)(clips)
+  np.testing.assert_allclose(mapped, layouts.convert(native, 'nucla20', 'ntu25'), rtol=1e-6)
+  np.testing.assert_array_equal(mapped[..., 3, :], native[..., 3, :])  # head <- head
+  # The original's map indexes the partition-ordered clip as if it were native: NTU joint k <- clip joint k.
+  original = clip_map(nucla_data, ntu_model, 'original_partition_order')(clips)
+  np.testing.assert_array_equal(original, clips[..., list(range(20)) + [2, 7, 7, 11, 11], :])
+  # NTU clips into an N-UCLA model: anatomical map, then the model's partition order.
+  nucla_model = presets.published_model_config('n_ucla', '1.0')
+  ntu_clips = np.random.default_rng(1).standard_normal((1, 3, 25, 3)).astype(np.float32)
+  into_nucla = clip_map(data_lib.default_data_config('ntu60_xsub'), nucla_model)(ntu_clips)
+  np.testing.assert_allclose(into_nucla, layouts.convert(ntu_clips, 'ntu25', 'nucla20')[..., partition, :],
+                             rtol=1e-6)
+  assert clip_map(nucla_data, nucla_model) is None
+  with pytest.raises(experiment.TrainingError, match=r"config.few_shot.mapping: mapping 'original_partition_order'"):
+    clip_map(data_lib.default_data_config('ntu60_xsub'), nucla_model, 'original_partition_order')
+  with pytest.raises(experiment.TrainingError, match='only joint coordinates with the same number of channels'):
+    clip_map(data_lib.default_data_config('penn_action'), ntu_model)
 
 
 def test_few_shot_without_a_model(data_dir, tmp_path):
@@ -170,3 +209,16 @@ def test_ntu120_train_probe_and_one_shot_protocol(data_dir, tmp_path, compile_fa
   with pytest.raises(ValueError, match=r'exemplar\(s\) .*S001C003P008R001A001.* \(20 of 20\) are not among the 5 '
                                        r'clips read'):
     experiment.run(config)
+  # A dataset that holds the 20 official exemplars (P008: x-sub training) and two more clips of evaluation classes.
+  manual = tmp_path / 'one_shot_manual'
+  folder = fixtures.write_ntu120_skeletons(manual)
+  text = fixtures.ntu_fixture_texts()['S001C001P001R001A001']
+  for name in ntu_rgbd120.one_shot_protocol()['exemplars'] + ['S001C001P003R001A007', 'S018C001P003R001A013']:
+    (folder / f'{name}.skeleton').write_text(text)
+  helpers.build('ntu_rgbd120', tmp_path / 'one_shot_tfds', manual, config='xsub')
+  config.data.data_dir = str(tmp_path / 'one_shot_tfds')
+  config.update(workdir=str(tmp_path / 'one_shot'), init_from=str(tmp_path / 'ntu120'))
+  result = experiment.run(config)['few_shot']
+  # Queries: every non-exemplar clip of an evaluation class: A001 and A061 of the fixtures, A007 and A013 above.
+  assert (result['num_classes'], result['num_queries'], result['shots']['1']['runs']) == (20, 4, 1)
+  assert result['shots']['1']['mean'] in (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -14,8 +14,9 @@ Procedures (`PROCEDURES`):
   largest dot product, not the largest cosine; the classes are 0 ... max(label). Joint order: the original feeds
   N-UCLA clips that are already in SkateFormer partition order (right arm, left arm, right leg, left leg, torso)
   through a 20 -> 25 joint map written for the native Kinect v1 order, so its NTU-trained model sees limbs at the
-  wrong NTU joints. This module only sees embeddings; which joint mapping made the clips is decided where the clips
-  are mapped (the layout-mapping module), not here.
+  wrong NTU joints. This module only sees embeddings; the clips are mapped before the model
+  (`--config.few_shot.mapping`, data/layouts.py: anatomical by default, 'original_partition_order' for the
+  original's map).
 * NTU RGB+D 120 one-shot protocol (`one_shot_protocol_split`, `evaluate_one_shot_protocol`): the 20 evaluation
   classes with their official exemplars as the only support set (one run, no sampling); queries are all other clips
   of those 20 classes; the other 100 classes are the auxiliary set a model is trained on beforehand.
@@ -214,6 +215,16 @@ def original_transfer_ucla(train_embeddings: np.ndarray, train_labels: np.ndarra
   return _summary(accuracies, shots=shots, procedure='original_transfer_ucla')
 
 
+def check_exemplars(sample_names: Sequence[str], protocol: Mapping[str, Sequence[Any]]) -> None:
+  """Raises FewShotError when an exemplar of the protocol is not among `sample_names`."""
+  present = set(sample_names)
+  exemplars = [str(name) for name in protocol['exemplars']]
+  absent = [name for name in exemplars if name not in present]
+  if absent:
+    raise FewShotError(f'one-shot protocol: exemplar(s) {absent[:5]} ({len(absent)} of {len(exemplars)}) are not '
+                       f'among the {len(present)} clips read; the protocol needs all of them')
+
+
 def one_shot_protocol_split(sample_names: Sequence[str], labels: np.ndarray,
                             protocol: Mapping[str, Sequence[Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Support and query clips of the NTU RGB+D 120 one-shot protocol.
@@ -240,11 +251,8 @@ def one_shot_protocol_split(sample_names: Sequence[str], labels: np.ndarray,
     raise FewShotError(f'one-shot protocol: {len(evaluation)} evaluation classes but {len(exemplars)} exemplars')
   names = [name.decode() if isinstance(name, bytes) else str(name) for name in sample_names]
   labels = np.asarray(labels)
+  check_exemplars(names, protocol)
   position = {name: i for i, name in enumerate(names)}
-  absent = [name for name in exemplars if name not in position]
-  if absent:
-    raise FewShotError(f'one-shot protocol: exemplar(s) {absent[:5]} ({len(absent)} of {len(exemplars)}) are not '
-                       f'among the {len(names)} clips read; the protocol needs all of them')
   support = np.array([position[name] for name in exemplars], np.int64)
   wrong = [(name, int(labels[i]), c) for name, i, c in zip(exemplars, support, evaluation) if labels[i] != c]
   if wrong:
