@@ -164,7 +164,7 @@ class ElementLoader:
 
 
 def collate(elements: Sequence[Mapping[str, Any]], *, variable_length: bool, pad_multiple: int,
-            fixed_frames: int) -> dict[str, np.ndarray]:
+            fixed_frames: int, length_buckets: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
   """Stacks elements into a batch; variable-length clips are zero-padded at the end (see module doc)."""
   skeletons = [e['skeleton'] for e in elements]
   if variable_length:
@@ -172,7 +172,7 @@ def collate(elements: Sequence[Mapping[str, Any]], *, variable_length: bool, pad
       target = fixed_frames
     else:
       target = max([s.shape[0] for s in skeletons] + [e['pad_to'] for e in elements] + [1])
-      target = -(-target // pad_multiple) * pad_multiple
+      target = config_lib.padded_length(target, length_buckets, pad_multiple)
     skeletons = [transforms.pad_time(s, target) for s in skeletons]
   return {
       'skeleton': np.stack(skeletons).astype(np.float32, copy=False),
@@ -389,10 +389,12 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
   bucket_window = 0
   fixed_frames = 0
   pad_multiple = 1
+  length_buckets = ()
   if layout == 'penn':
     penn = data_config.penn
     fixed_frames = data_config.max_frames if penn.padding == 'fixed' else 0
     pad_multiple = penn.pad_multiple
+    length_buckets = tuple(penn.get('length_buckets', ()))
     bucketing = train and penn.bucket_by_length
     if bucketing or (process_count > 1 and not fixed_frames):
       # Needed to sort by length, or to pad every process to the longest clip of the global batch.
@@ -414,7 +416,7 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
                          rng_mode=rng_mode, seed=element_seed, lengths=lengths,
                          fixed_frames=fixed_frames)
   batch_fn = functools.partial(collate, variable_length=layout == 'penn', pad_multiple=pad_multiple,
-                               fixed_frames=fixed_frames)
+                               fixed_frames=fixed_frames, length_buckets=length_buckets)
   num_workers = data_config.num_workers if num_workers is None else num_workers
   total = None if train else plan.num_batches
   read_options = grain.ReadOptions(num_threads=data_config.num_threads,
