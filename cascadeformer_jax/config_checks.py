@@ -20,6 +20,7 @@ from cascadeformer_jax import runtime
 from cascadeformer_jax.data import config as data_config_lib
 from cascadeformer_jax.data import generic
 from cascadeformer_jax.data import transforms
+from cascadeformer_jax.evaluate import few_shot
 from cascadeformer_jax.evaluate import protocols
 from cascadeformer_jax.models import config as model_config_lib
 from cascadeformer_jax.models import pretraining
@@ -227,6 +228,7 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     ('data.label_fraction', FRACTION, None),
     ('data.representation', OneOf(transforms.REPRESENTATIONS), None),
     ('data.bad_values', OneOf(('error', 'zero')), None),
+    ('data.class_subset', OneOf(('', 'ntu120_auxiliary')), None),
     ('data.num_workers', integer(0), None),
     ('data.worker_buffer_size', integer(1), None),
     ('data.num_threads', integer(0), None),
@@ -284,6 +286,9 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     ('probe.knn_k', integer(1), None),
     ('probe.seed', SEED, None),
     ('probe.t1_init', OneOf(('pretrained', 'scratch')), None),
+    ('few_shot.runs', integer(1), None),
+    ('few_shot.seed', SEED, None),
+    ('few_shot.procedure', OneOf(few_shot.PROCEDURES), None),
     # Bookkeeping.
     ('checkpoint.keep', integer(1), None),
     ('checkpoint.every_steps', integer(0), None),
@@ -301,7 +306,9 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
 FREE_TEXT = frozenset({'workdir', 'init_from', 'variant', 'data.data_dir', 'data.tfds_name', 'data.tfds_config',
                        'data.train_split', 'data.eval_split', 'distributed.coordinator_address', 'data.name',
                        'data.folder', 'data.joint_layout', 'data.joint_names', 'data.parents', 'data.centre_indices',
-                       'data.generic.centre_joints', 'compilation_cache_dir', 'profile_steps'})
+                       'data.generic.centre_joints', 'compilation_cache_dir', 'profile_steps',
+                       # checked by the few-shot evaluation (evaluate/few_shot.py) and experiment.py
+                       'few_shot.shots', 'few_shot.embedding', 'few_shot.protocol', 'few_shot.mapping'})
 
 ABSENT = object()
 
