@@ -40,10 +40,11 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     representation: input representation, one of `transforms.REPRESENTATIONS` ('joint' = original).
     bad_values: 'error' (default: NaN/inf coordinates raise, naming the example) or 'zero' (set them to 0
       and count them in the batch's `nonfinite_count`).
-    num_workers: grain `mp_prefetch` worker processes (0 = no multiprocessing).
+    num_workers: grain `mp_prefetch` worker processes (0 = none; −1 = chosen from the host's CPU count, see
+      `input_parallelism`).
     worker_buffer_size: batches buffered per worker process.
-    num_threads, prefetch_buffer_size: grain `ReadOptions` threads (0 = read in the calling thread) and
-      element prefetch buffer of the main process.
+    num_threads, prefetch_buffer_size: grain `ReadOptions` threads that prepare batches in the background
+      (0 = in the calling thread) and the number of batches they keep ready (−1 = automatic).
 
   Dataset-specific sub-configs:
     ntu (NTU60 and synthetic_actions): crop_interval (train crop fraction range), test_crop_fraction,
@@ -76,10 +77,10 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
   cfg.label_fraction = 1.0
   cfg.representation = 'joint'
   cfg.bad_values = 'error'
-  cfg.num_workers = 0
+  cfg.num_workers = -1
   cfg.worker_buffer_size = 2
-  cfg.num_threads = 0
-  cfg.prefetch_buffer_size = 0
+  cfg.num_threads = -1
+  cfg.prefetch_buffer_size = -1
   cfg.max_frames = 0
 
   if dataset == 'penn_action':
@@ -138,6 +139,33 @@ def model_input_shape(data_config: ml_collections.ConfigDict) -> tuple[int, int,
   return int(num_frames), int(data_config.num_joints), channels
 
 
+def input_parallelism(data_config: ml_collections.ConfigDict,
+                      num_workers: int | None = None) -> tuple[int, int, int]:
+  """(worker processes, background threads, batches kept ready) of the input pipeline; −1 fields resolved.
+
+  Automatic choices scale with the host: one background thread prepares batches while the caller runs the
+  step (the preprocessing is vectorised per batch, so a thread keeps up with one core's worth of work), and
+  hosts with more cores add worker processes, one per two cores beyond the first four, at most 8. Worker
+  processes pay a start-up of seconds and a hand-off per batch, which on small hosts costs more than it
+  gives (`benchmarks/README.md`, input pipeline).
+
+  Args:
+    data_config: the data settings.
+    num_workers: overrides `data_config.num_workers` when given.
+  """
+  workers = data_config.num_workers if num_workers is None else num_workers
+  if workers < 0:
+    cores = os.cpu_count() or 1
+    workers = min(8, max(0, (cores - 4) // 2))
+  threads = data_config.num_threads
+  if threads < 0:
+    threads = 1
+  prefetch = data_config.prefetch_buffer_size
+  if prefetch < 0:
+    prefetch = 2 if threads else 0
+  return int(workers), int(threads), int(prefetch)
+
+
 def joint_parents(data_config: ml_collections.ConfigDict) -> np.ndarray:
   """(J,) parent of every joint in the order the model sees (after the N-UCLA partition reorder)."""
   if data_config.layout == 'penn':
@@ -162,8 +190,9 @@ def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'data config: holdout_fraction={data_config.holdout_fraction} must be in [0, 1)')
   if not 0 < data_config.get('label_fraction', 1.0) <= 1:
     raise ValueError(f'data config: label_fraction={data_config.label_fraction} must be in (0, 1]')
-  if data_config.num_workers < 0 or data_config.num_threads < 0:
-    raise ValueError('data config: num_workers and num_threads must be >= 0')
+  for field in ('num_workers', 'num_threads', 'prefetch_buffer_size'):
+    if data_config[field] < -1:
+      raise ValueError(f'data config: {field}={data_config[field]} must be >= 0, or -1 for automatic')
   if data_config.layout == 'penn':
     check('penn.normalisation', data_config.penn.normalisation, ('none', 'image'))
     check('penn.padding', data_config.penn.padding, ('batch_max', 'fixed'))
