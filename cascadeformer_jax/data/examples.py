@@ -36,6 +36,21 @@ def describe_example(raw: Mapping[str, Any], where: str) -> str:
   return where
 
 
+class _Where:
+  """`describe_example(raw, where)`, formatted only when an error message needs it."""
+
+  __slots__ = ('raw', 'where')
+
+  def __init__(self, raw: Any, where: str):
+    self.raw, self.where = raw, where
+
+  def __str__(self) -> str:
+    return describe_example(self.raw, self.where)
+
+  def __format__(self, spec: str) -> str:
+    return format(str(self), spec)
+
+
 def get_field(raw: Mapping[str, Any], key: str, where: str) -> Any:
   """`raw[key]`, or BadExampleError naming `where` and the key when it is missing."""
   if not isinstance(raw, Mapping):
@@ -48,10 +63,10 @@ def get_field(raw: Mapping[str, Any], key: str, where: str) -> Any:
 def _skeleton(raw: Mapping[str, Any], trailing_shape: tuple[int, ...], where: str,
               dtype=np.float32) -> np.ndarray:
   array = np.asarray(get_field(raw, 'skeleton', where))
-  expected = '(T, ' + ', '.join(str(d) for d in trailing_shape) + ')'
-  if array.ndim != 1 + len(trailing_shape) or tuple(array.shape[1:]) != trailing_shape:
+  if array.ndim != 1 + len(trailing_shape) or array.shape[1:] != trailing_shape:
+    expected = '(T, ' + ', '.join(str(d) for d in trailing_shape) + ')'
     raise BadExampleError(f"{where}: 'skeleton' has shape {array.shape}, expected {expected}")
-  if not np.issubdtype(array.dtype, np.number):
+  if array.dtype.kind not in 'iufc':  # np.number
     raise BadExampleError(f"{where}: 'skeleton' has non-numeric dtype {array.dtype}")
   if array.shape[0] == 0:
     raise BadExampleError(f"{where}: 'skeleton' is an empty clip (0 frames)")
@@ -60,7 +75,7 @@ def _skeleton(raw: Mapping[str, Any], trailing_shape: tuple[int, ...], where: st
 
 def _label(raw: Mapping[str, Any], num_classes: int, where: str) -> np.int32:
   label = np.asarray(get_field(raw, 'label', where))
-  if label.shape != () or not np.issubdtype(label.dtype, np.integer):
+  if label.shape != () or label.dtype.kind not in 'iu':
     raise BadExampleError(f"{where}: 'label' must be an integer scalar, got {label!r}")
   if not 0 <= int(label) < num_classes:
     raise BadExampleError(f"{where}: 'label' {int(label)} is outside [0, {num_classes})")
@@ -219,7 +234,7 @@ def process_examples(raws: Sequence[Mapping[str, Any]], settings: Mapping[str, A
   Raises:
     BadExampleError: as `process_example`, naming the first bad example.
   """
-  wheres = [describe_example(raw, where) for raw, where in zip(raws, wheres)]
+  wheres = [_Where(raw, where) for raw, where in zip(raws, wheres)]
   labels = np.array([_label(raw, settings['num_classes'], where) for raw, where in zip(raws, wheres)],
                     np.int32)
   clips, lengths, counts = _PROCESSORS[settings['layout']](raws, settings, rngs, train, wheres)
