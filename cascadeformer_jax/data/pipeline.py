@@ -10,6 +10,12 @@ stands for stored example `examples[v % N]` (N-UCLA repeats the split `repeat` t
 augmentation generator is seeded by (seed, epoch, v), or by (frozen_seed, v) for the original's frozen
 N-UCLA augmentation.
 
+Each batch is made by one call (`BatchLoader`) that reads its stored examples and preprocesses them together,
+vectorised over the batch where the transforms allow it. By default one background thread keeps two batches
+ready, and hosts with many cores add worker processes (`data.config.input_parallelism`). Label and clip-length
+scans (hold-out, labelled subset, Penn padding) happen once per source. An evaluation iterator is reused across
+evaluations with `reset()`.
+
 Batches (process-local, B = local batch size):
   skeleton: float32 (B, T, J, C) — model input (Penn: zero-padded to the longest clip of the global batch).
   label: int32 (B,); lengths: int32 (B,) real frames (T for fixed-length datasets, 0 for padding).
@@ -469,7 +475,7 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
                        process_index=process_index, local_batch_size=local_batch, where=where,
                        rng_mode=rng_mode, seed=element_seed, lengths=lengths,
                        fixed_frames=fixed_frames, pad_multiple=pad_multiple, cycle=not train)
-  num_workers, num_threads, prefetch = config_lib.input_parallelism(data_config, num_workers)
+  num_workers, num_threads, prefetch = config_lib.input_parallelism(data_config, num_workers, num_virtual)
   total = None if train else plan.num_batches
   read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
 

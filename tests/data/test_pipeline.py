@@ -492,6 +492,8 @@ def test_automatic_parallelism_scales_with_the_host(monkeypatch):
   for cores, workers in [(1, 0), (2, 0), (4, 0), (8, 2), (16, 6), (64, 8)]:
     monkeypatch.setattr(data.config.os, 'cpu_count', lambda cores=cores: cores)
     assert data.config.input_parallelism(cfg) == (workers, 1, 2)
+    assert data.config.input_parallelism(cfg, num_examples=100_000) == (workers, 1, 2)
+    assert data.config.input_parallelism(cfg, num_examples=500) == (0, 1, 2)  # start-up would not pay off
   assert data.config.input_parallelism(_config('ntu60_xsub', num_workers=3, num_threads=0)) == (3, 0, 0)
   assert data.config.input_parallelism(cfg, num_workers=0)[0] == 0
   with pytest.raises(ValueError, match='num_threads=-2'):
