@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
+from cascadeformer_jax import partitioning
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models.presets import published_model_config
-from cascadeformer_jax.train import partitioning
 
 CONFIGS = ('n_ucla', 'ntu60_xview', 'ntu60_xsub')
 

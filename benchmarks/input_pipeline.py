@@ -28,7 +28,7 @@ from benchmarks import common
 from cascadeformer_jax import data
 from cascadeformer_jax.data import config as data_config_lib
 
-# Batch sizes of the original training runs (spec/MODEL.md §5); synthetic_actions follows NTU.
+# Batch sizes of the original training runs (docs/original_code.md, training recipes); synthetic_actions follows NTU.
 ORIGINAL_BATCH = {'penn_action': 4, 'n_ucla': 4, 'ntu60_xsub': 64, 'ntu60_xview': 64,
                   'synthetic_actions': 64}
 # (mean, min, max) clip lengths used by the in-memory source.

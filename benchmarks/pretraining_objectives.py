@@ -32,12 +32,13 @@ import numpy as np
 from benchmarks import common
 from cascadeformer_jax import configuration
 from cascadeformer_jax import data as data_lib
+from cascadeformer_jax import experiment
+from cascadeformer_jax import partitioning
+from cascadeformer_jax.data import sources
+from cascadeformer_jax.models.pretraining import OBJECTIVES
 from cascadeformer_jax.models.pretraining import pretraining_module
-from cascadeformer_jax.train import objectives
 from cascadeformer_jax.train import optim
-from cascadeformer_jax.train import partitioning
 from cascadeformer_jax.train import steps as steps_lib
-from cascadeformer_jax.train import trainer
 
 BASELINE = 'none (random T1)'
 
@@ -45,7 +46,7 @@ BASELINE = 'none (random T1)'
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--config', default='configs/demo.py', help='experiment config file (its dataset and model)')
-  parser.add_argument('--objectives', default=','.join(objectives.OBJECTIVES))
+  parser.add_argument('--objectives', default=','.join(OBJECTIVES))
   parser.add_argument('--label_fractions', default='0.01,0.1', help='comma-separated fractions of the labels')
   parser.add_argument('--workdir', default='workdirs/pretraining_objectives')
   parser.add_argument('--output', default='', help='JSON file for the results')
@@ -135,7 +136,7 @@ def semi_supervised(base, name: str, fraction: float, root: pathlib.Path, init_f
   config.finetune.epochs = epochs
   config.eval.every_epochs = max(1, epochs // 10)
   config.checkpoint.every_epochs = max(1, epochs // 4)
-  return trainer.run(config)['test']['accuracy']
+  return experiment.run(config)['test']['accuracy']
 
 
 def _slug(name: str) -> str:
@@ -146,10 +147,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   args = parse_args(argv)
   configuration.quiet_logs()
   base = base_config(args)
-  names = common.parse_list(args.objectives, objectives.OBJECTIVES, '--objectives')
+  names = common.parse_list(args.objectives, OBJECTIVES, '--objectives')
   fractions = [float(value) for value in args.label_fractions.split(',') if value]
   root = pathlib.Path(args.workdir).absolute()
-  configuration.ensure_dataset(base)
+  sources.ensure_built(base.data)
 
   print(f'timing the pretraining steps of {names} ...', file=sys.stderr, flush=True)
   throughput = time_pretraining_steps(base, names, args)
@@ -169,11 +170,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
       config = objective_config(base, name, workdir)
       config.mode = 'pretrain'
       started = time.time()
-      trainer.run(config)
+      experiment.run(config)
       row['pretrain_s'] = round(time.time() - started, 1)
       config.mode = 'probe'
       init_from = str(workdir)
-    probe = trainer.run(config)['probe']
+    probe = experiment.run(config)['probe']
     row['linear_probe'] = 100 * probe['linear_probe_accuracy']
     row['knn'] = 100 * probe['knn_accuracy']
     for fraction in fractions:

@@ -1,10 +1,10 @@
 """PyTorch reference implementation of CascadeFormer, the baseline of the benchmarks.
 
-Written from ``spec/MODEL.md``. It is built the way the original code runs: eager PyTorch with the
-``torch.nn`` built-ins the original used (``nn.TransformerEncoder`` of post-LN ``nn.TransformerEncoderLayer``
-with ReLU and FFN width 2048, ``nn.MultiheadAttention`` with ``batch_first=True``), and the original module
-attribute names, so the published ``state_dict`` files (and the parity goldens) load with
-``load_state_dict(strict=True)``.
+Written from the description of the original modules in ``docs/original_code.md`` (architecture). It is built
+the way the original code runs: eager PyTorch with the ``torch.nn`` built-ins the original used
+(``nn.TransformerEncoder`` of post-LN ``nn.TransformerEncoderLayer`` with ReLU and FFN width 2048,
+``nn.MultiheadAttention`` with ``batch_first=True``), and the original module attribute names, so the published
+``state_dict`` files (and the parity goldens) load with ``load_state_dict(strict=True)``.
 
 Modules:
   * ``T1``: frame embedding (variant 1.0 / 1.1 / 1.2) + learned positional table + encoder + linear
@@ -16,7 +16,7 @@ Modules:
   * ``Pretrainer``: T1 with its reconstruction head and the masked-MSE loss.
 
 ``build_finetune_step`` and ``build_pretrain_step`` return one optimiser step each (AdamW / Adam as in
-``spec/MODEL.md`` §5), with the masking drawn per clip in a Python loop as the original does.
+``docs/original_code.md``, training recipes), with the masking drawn per clip in a Python loop as the original does.
 """
 
 import dataclasses
@@ -46,7 +46,7 @@ class Config:
   ``layout`` selects the code family: 'penn' and 'nucla' use the simple cross-attention, the Linear head and
   the project-back 1.2 embedding; 'ntu' uses the cross-attention with FFN, the MLP head and the concat 1.2
   embedding. ``cross_attn_heads`` is the cross-attention's head count (``None``: ``num_heads``); the original
-  Penn / N-UCLA evaluation used 4 (``spec/MODEL.md`` Q1).
+  Penn / N-UCLA evaluation used 4 (quirk Q1 of ``docs/original_code.md``).
   """
   variant: str
   layout: str
@@ -103,14 +103,14 @@ class Config:
 
   @classmethod
   def for_layout(cls, **fields) -> 'Config':
-    """A config with the training dropouts of ``fields['layout']`` (``spec/MODEL.md`` §5)."""
+    """A config with the training dropouts of ``fields['layout']`` (``docs/original_code.md``, training recipes)."""
     if fields.get('layout') == 'ntu':
       fields = {'t2_dropout': 0.2, 'cross_attn_dropout': 0.2, 'head_dropout': 0.3, **fields}
     return cls(**fields)
 
   @classmethod
   def from_meta(cls, meta: dict, source: str = 'meta.json', cross_attn_heads: int | None = None) -> 'Config':
-    """Builds the config of a golden case from its parsed ``meta.json`` (``spec/GOLDEN.md`` §2)."""
+    """Builds the config of a golden case from its parsed ``meta.json`` (``docs/golden.md``, model cases)."""
     missing = [key for key in _META_KEYS if key not in meta]
     if missing:
       raise KeyError(f'{source}: missing key(s) {missing}')
@@ -126,7 +126,7 @@ class Config:
 
 
 def published_config(dataset: str, variant: str = '1.0') -> Config:
-  """The published model sizes of ``spec/MODEL.md`` §3.
+  """The published model sizes (``docs/original_code.md``, published configurations).
 
   Args:
     dataset: 'penn_action', 'n_ucla', 'ntu60_xsub' or 'ntu60_xview'.
@@ -436,7 +436,7 @@ def load_golden_case(case_dir: str | os.PathLike, cross_attn_heads: int | None =
   """Builds the modules described by ``case_dir/meta.json`` and loads the case's five ``.pt`` files.
 
   Args:
-    case_dir: a golden case folder (``spec/GOLDEN.md``).
+    case_dir: a golden case folder (``docs/golden.md``).
     cross_attn_heads: head count of the classifier's cross-attention (default: ``num_heads``).
   """
   case_dir = pathlib.Path(case_dir)
@@ -475,7 +475,10 @@ def use_all_cores() -> int:
 
 
 def finetune_hyperparameters(config: Config) -> dict[str, float]:
-  """Learning rate, weight decay and label smoothing of the fine-tuning recipe (``spec/MODEL.md`` §5)."""
+  """Learning rate, weight decay and label smoothing of the fine-tuning recipe.
+
+  See ``docs/original_code.md``, training recipes.
+  """
   if config.layout == 'ntu':
     cross_view = config.d_model in (512, 600)
     learning_rate = 1e-4 if (cross_view and config.variant != '1.2') else 3e-5

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
+from cascadeformer_jax import partitioning
 from cascadeformer_jax.configuration import stage_config
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import cascadeformer as cascadeformer_lib
@@ -55,7 +56,6 @@ from cascadeformer_jax.models import layers as layers_lib
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models.presets import published_model_config
 from cascadeformer_jax.train import optim
-from cascadeformer_jax.train import partitioning
 from cascadeformer_jax.train import steps as steps_lib
 
 # Benchmark configs: published architecture and the batch size of the issue (T = 64 frames everywhere).
@@ -132,7 +132,10 @@ def model_configs(dataset: str, args: argparse.Namespace):
 
 
 def stage_for(step_kind: str, dataset: str, variant: str) -> Any:
-  """The stage config of the original recipe (spec/MODEL.md §5), as the PyTorch reference uses it."""
+  """The stage config of the original recipe, as the PyTorch reference uses it.
+
+  See docs/original_code.md, training recipes.
+  """
   if step_kind == 'pretrain':
     return stage_config(optimizer='adam', lr=1e-4, mask_ratio=0.3, mask_mode='joints')
   ntu = dataset.startswith('ntu')

@@ -1,7 +1,7 @@
-"""A few-line way to run published or converted CascadeFormer weights.
+"""A few-line way to run published, converted or trained CascadeFormer weights.
 
     import cascadeformer_jax as cfx
-    model = cfx.load_classifier('BEST_N_UCLA_1_1')        # published .pt folder or a model directory
+    model = cfx.load_classifier('BEST_N_UCLA_1_1')        # published .pt folder, model directory or work directory
     logits = model(clips)                                   # (B, T, J, C) -> (B, K)
     pretrained = cfx.load_pretrained('BEST_N_UCLA_1_1')
     reconstruction = pretrained.reconstruct(masked_clips)   # (B, T, J, C) -> (B, T, J, C)
@@ -10,7 +10,6 @@
 import dataclasses
 import functools
 import os
-import pathlib
 from typing import Any
 
 import jax
@@ -19,11 +18,11 @@ import numpy as np
 
 from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax import configuration
-from cascadeformer_jax.convert.convert import read_published_folder
-from cascadeformer_jax.models import CascadeClassifier
+from cascadeformer_jax import model_sources
+from cascadeformer_jax import partitioning
+from cascadeformer_jax.evaluate.forward import ClassifierForward
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.models.pretraining import pretraining_module
-from cascadeformer_jax.train import partitioning
 
 
 def _as_clips(clips: Any, config: ModelConfig) -> jax.Array:
@@ -49,18 +48,12 @@ class Classifier:
   params: Any
 
   @functools.cached_property
-  def _apply(self):
-    module = CascadeClassifier(self.config)
-    return jax.jit(lambda params, x, frame_mask: module.apply(
-        {'params': params}, x, frame_mask=frame_mask, return_intermediates=True),
-                   compiler_options=partitioning.inference_compiler_options())
+  def _forward(self) -> ClassifierForward:
+    return ClassifierForward(self.config)
 
   def intermediates(self, clips: Any, frame_mask: Any = None) -> dict[str, np.ndarray]:
     """t1_features, t2_features, fused (B, T, d); pooled (B, d); logits (B, K)."""
-    x = _as_clips(clips, self.config)
-    if frame_mask is not None:
-      frame_mask = jnp.asarray(frame_mask, bool)
-    return {k: np.asarray(v) for k, v in self._apply(self.params, x, frame_mask).items()}
+    return self._forward.intermediates(self.params, _as_clips(clips, self.config), frame_mask)
 
   def __call__(self, clips: Any, frame_mask: Any = None) -> np.ndarray:
     return self.intermediates(clips, frame_mask)['logits']
@@ -102,36 +95,26 @@ class Pretrained:
     return np.asarray(self._encode(self.params, _as_clips(clips, self.config)))
 
 
-def _load(path: str | os.PathLike, kind: str, config: Any, overrides: dict[str, Any]
-          ) -> tuple[ModelConfig, Any]:
-  not_runtime = sorted(set(overrides) - checkpoint_io.RUNTIME_FIELDS)
-  if not_runtime:
-    raise ValueError(f'{not_runtime} change the parameter shapes and cannot be overridden at load time; '
-                     f'runtime fields are {sorted(checkpoint_io.RUNTIME_FIELDS)}')
+def _load(source: str | os.PathLike, kind: str, config: Any, overrides: dict[str, Any]) -> tuple[ModelConfig, Any]:
   model_config = None if config is None else configuration.model_config(config)
-  path = pathlib.Path(path)
-  if checkpoint_io.is_model_dir(path):
-    model_config, params = checkpoint_io.load_model_dir(path, kind, model_config)
-    return model_config.replace(**overrides), params
-  model_config, params, _ = read_published_folder(path, model_config, kinds=(kind,))
-  if kind not in params:
-    raise FileNotFoundError(f'{path}: no files of a {kind} model')
-  return model_config.replace(**overrides), jax.tree.map(jnp.asarray, params[kind])
+  loaded = model_sources.load(source, (kind,), model_config, overrides=overrides)
+  return loaded.config, loaded.params
 
 
-def load_classifier(path: str | os.PathLike, config: Any = None, **overrides) -> Classifier:
-  """Loads a classifier from a published ``.pt`` folder or a model directory.
+def load_classifier(source: str | os.PathLike, config: Any = None, **overrides) -> Classifier:
+  """Loads a classifier from a model directory, a training work directory, a published ``.pt`` folder or
+  ``hf:<folder>``.
 
   Args:
-    path: the folder.
-    config: architecture (ModelConfig, experiment config, or config file path); None = from the model
-      directory, or the published model whose sizes match the weights.
+    source: where the model is (see cascadeformer_jax/model_sources.py).
+    config: architecture (ModelConfig, experiment config, or config file path); None = the stored one, or the
+      published model whose sizes match the weights.
     **overrides: runtime ModelConfig fields, e.g. ``cross_attn_heads=4`` for the original Penn/N-UCLA
       evaluation.
   """
-  return Classifier(*_load(path, checkpoint_io.CLASSIFIER, config, overrides))
+  return Classifier(*_load(source, checkpoint_io.CLASSIFIER, config, overrides))
 
 
-def load_pretrained(path: str | os.PathLike, config: Any = None, **overrides) -> Pretrained:
-  """Loads the pretrained T1 + decoder from a published ``.pt`` folder or a model directory."""
-  return Pretrained(*_load(path, checkpoint_io.PRETRAINED, config, overrides))
+def load_pretrained(source: str | os.PathLike, config: Any = None, **overrides) -> Pretrained:
+  """Loads the pretrained T1 + its pretraining head from the same sources as ``load_classifier``."""
+  return Pretrained(*_load(source, checkpoint_io.PRETRAINED, config, overrides))

@@ -210,29 +210,3 @@ def load_model_dir(path: str | os.PathLike, kind: str, config: ModelConfig | Non
   restored = checkpointer.restore(path / kind, {'params': expected})
   checkpointer.close()
   return config, restored['params']
-
-
-def load_params(path: str, kind_preference: tuple[str, ...], config: ModelConfig,
-                any_pretraining_head: bool = False) -> tuple[str, Any]:
-  """Loads (kind, params) of the first available kind from any place a user can point at.
-
-  ``path`` is a model directory, a training work directory (its finetune/best, finetune/final or
-  pretrain/final) or ``hf:<folder>``, a published PyTorch folder converted on the fly. With
-  ``any_pretraining_head`` a pretrained model loads whatever its pretraining objective was.
-  """
-  if path.startswith('hf:'):
-    from cascadeformer_jax.convert.convert import read_published_folder  # pylint: disable=g-import-not-at-top
-
-    _, params, _ = read_published_folder(path[3:], config, kinds=kind_preference)
-    for kind in kind_preference:
-      if kind in params:
-        return kind, params[kind]
-  candidates = [pathlib.Path(path)]
-  candidates += [pathlib.Path(path) / stage for stage in ('finetune/best', 'finetune/final', 'pretrain/final')]
-  model_dirs = [candidate for candidate in candidates if is_model_dir(candidate)]
-  for kind in kind_preference:  # The preferred kind wins over the order of the candidates.
-    for candidate in model_dirs:
-      if kind in read_model_dir_metadata(candidate)['contents']:
-        return kind, load_model_dir(candidate, kind, config, any_pretraining_head)[1]
-  raise ModelDirError(f'{path}: no {" or ".join(kind_preference)} model there (expected a model directory, a '
-                      'training work directory, or hf:<published folder>)')

@@ -11,7 +11,16 @@ import ml_collections
 
 from cascadeformer_jax.models import presets
 from cascadeformer_jax.models.config import ModelConfig
-from cascadeformer_jax.train import objectives
+from cascadeformer_jax.models.pretraining import model_config_for_objective
+
+
+def pretrain_objective_defaults() -> dict[str, Any]:
+  """The objective fields of ``config.pretrain`` with their defaults (objectives/losses.py reads them)."""
+  return dict(
+      objective='masked_joints',
+      focal=ml_collections.ConfigDict(dict(windows=(4, 8, 12), k=1.0, eps=1e-6)),
+      feature_prediction=ml_collections.ConfigDict(dict(
+          prediction_weight=5.0, variance_weight=5.0, covariance_weight=1.0, gamma=1.0)))
 
 
 def stage_config(**overrides) -> ml_collections.ConfigDict:
@@ -40,11 +49,11 @@ def experiment_config(dataset: str, model: ModelConfig, data_variant: str | None
   config.model = ml_collections.ConfigDict(model.to_dict())
   config.data = data_lib.default_data_config(dataset, data_variant)
   # objective: 'masked_joints' (the paper's), 'focal', 'query_decoder' or 'feature_prediction'
-  # (train/objectives.py); focal / feature_prediction hold that objective's settings.
-  config.pretrain = stage_config(mask_ratio=0.3, mask_mode='joints', **objectives.stage_defaults())
+  # (objectives/losses.py); focal / feature_prediction hold that objective's settings.
+  config.pretrain = stage_config(mask_ratio=0.3, mask_mode='joints', **pretrain_objective_defaults())
   # t1_init: 'pretrained' (this run's stage 1 or init_from) or 'scratch'. freeze: 'none', 't1', 't1_except_last'.
   config.finetune = stage_config(optimizer='adamw', label_smoothing=0.0, freeze='none', t1_init='pretrained')
-  # protocols: comma-separated extra test protocols reported side by side (trainer.PROTOCOLS), e.g.
+  # protocols: comma-separated extra test protocols reported side by side (evaluate/protocols.py), e.g.
   # 'cross_attn_4_heads,per_clip'. multi_clip_fraction: window length of the 'multi_clip' protocol.
   config.eval = ml_collections.ConfigDict(dict(batch_size=4, every_epochs=1, protocols='', multi_clip_fraction=0.8))
   # mode 'probe': linear probe (SGD + cosine decay on standardised frozen features) and kNN (cosine) of T1;
@@ -95,7 +104,7 @@ def model_config(config: Any) -> ModelConfig:
   objective = config.get('pretrain', {}).get('objective', 'masked_joints')
   if 'model' in config:
     config = config['model']
-  return objectives.model_config_for_objective(objective, ModelConfig.from_dict(config))
+  return model_config_for_objective(objective, ModelConfig.from_dict(config))
 
 
 def quiet_logs() -> None:
@@ -106,26 +115,3 @@ def quiet_logs() -> None:
   for name in ('absl', 'orbax', 'jax._src.xla_bridge'):
     logging.getLogger(name).setLevel(logging.ERROR)
   warnings.filterwarnings('ignore', category=UserWarning, module='orbax')
-
-
-def ensure_dataset(config: ml_collections.ConfigDict) -> None:
-  """Builds the procedurally generated dataset on first use; real datasets must be built by the user."""
-  if config.data.tfds_name != 'synthetic_actions':
-    return
-  import data_builders  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-
-  import jax  # pylint: disable=g-import-not-at-top
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-
-  data_dir = data_lib.resolve_data_dir(config.data)
-  builder_config = config.data.tfds_config or None
-  if jax.process_index() == 0:
-    if not data_builders.get_builder(config.data.tfds_name, data_dir, builder_config).is_prepared():
-      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-      print(f'building {config.data.tfds_name} in {data_dir} (once, about 15 s) ...', flush=True)
-      tfds.disable_progress_bar()
-      builder = data_builders.build_dataset(config.data.tfds_name, data_dir, config=builder_config, verbose=False)
-      print(f'built {builder.data_path}', flush=True)
-  multihost_utils.sync_global_devices('ensure_dataset')

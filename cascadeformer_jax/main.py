@@ -24,8 +24,8 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   # Imported here so that --help and flag errors stay fast.
   from cascadeformer_jax import configuration  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax.train import partitioning  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax.train import trainer  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax import experiment  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax import partitioning  # pylint: disable=g-import-not-at-top
 
   configuration.quiet_logs()
   config = _CONFIG.value
@@ -36,10 +36,9 @@ def main(argv):
   distributed = config.distributed
   partitioning.maybe_initialize_distributed(distributed.coordinator_address, distributed.num_processes,
                                             distributed.process_id)
-  configuration.ensure_dataset(config)
   try:
-    summary = trainer.run(config)
-  except (trainer.TrainingError, ValueError, FileNotFoundError) as e:
+    summary = experiment.run(config)
+  except (experiment.TrainingError, ValueError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   if 'test' in summary:

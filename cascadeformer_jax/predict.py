@@ -48,7 +48,7 @@ def main(argv):
     print('error: pass exactly one of --input and --split', file=sys.stderr)
     return 2
   try:
-    predictor = inference.Predictor.load(_CONFIG.value, _INIT_FROM.value)
+    predictor = inference.Predictor.load(_CONFIG.value, configuration.model_config(_CONFIG.value), _INIT_FROM.value)
     if _INPUT.value is not None:
       names, clips = inference.read_clips(_INPUT.value, predictor.data_config)
       outputs = predictor.predict_raw(clips, names)

@@ -24,8 +24,9 @@ from cascadeformer_jax import configuration
 
 def get_config():
   config = configuration.published_experiment_config('ntu60_xsub', '1.1')
-  # Original recipe (MODEL.md §5): batch 64; training clips are cropped to a random 50-100 % window, resized
-  # to 64 frames and rotated by up to ±0.3 rad; the actor with the largest sum of |coordinates| is kept (Q5).
+  # The original code's recipes and its quirks Q1-Q13 are described in docs/original_code.md.
+  # Original recipe: batch 64; training clips are cropped to a random 50-100 % window, resized
+  # to 64 frames and rotated by up to ±0.3 rad; the actor with the largest sum of |coordinates| is kept (quirk Q5).
   config.pretrain.update(epochs=100, batch_size=64, optimizer='adam', lr=1e-4, schedule='warmup_cosine',
                          schedule_unit='step', warmup_fraction=0.05)
   # The original kept the pretraining epoch with the lowest TEST masked MSE (quirk Q3, test-set leakage):

@@ -24,7 +24,8 @@ from cascadeformer_jax import configuration
 
 def get_config():
   config = configuration.published_experiment_config('n_ucla', '1.1')
-  # Original recipe (MODEL.md §5): batch 4. The published 91.16 % run used repeat 10 (the uploaded driver says
+  # The original code's recipes and its quirks Q1-Q13 are described in docs/original_code.md.
+  # Original recipe: batch 4. The published 91.16 % run used repeat 10 (the uploaded driver says
   # 30, quirk Q12).
   # Training clips are augmented (rotation ±60°, axis/joint drop p=0.1) with 10 copies of the training
   # split per epoch (config.data.nucla.repeat). The original drew these augmentations once and reused them in

@@ -24,7 +24,8 @@ from cascadeformer_jax import configuration
 
 def get_config():
   config = configuration.published_experiment_config('penn_action', '1.1')
-  # Original recipe (MODEL.md §5): batch 2, no augmentation, raw pixel inputs, clips padded to the
+  # The original code's recipes and its quirks Q1-Q13 are described in docs/original_code.md.
+  # Original recipe: batch 2, no augmentation, raw pixel inputs, clips padded to the
   # longest in the batch without a padding mask (quirk Q2). 5 % of the training split is held out for
   # validation, as the original (which kept the last epoch).
   config.data.holdout_fraction = 0.05

@@ -12,7 +12,7 @@ from cascadeformer_jax.data import transforms
 
 DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'synthetic_actions')
 
-# N-UCLA frozen-augmentation settings of the published runs (spec/MODEL.md §5, quirk Q12).
+# N-UCLA augmentation settings of the published runs (docs/original_code.md: training recipes, quirk Q12).
 _NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0.3)}
 
 

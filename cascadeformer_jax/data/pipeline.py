@@ -35,6 +35,7 @@ import numpy as np
 
 from cascadeformer_jax.data import config as config_lib
 from cascadeformer_jax.data import examples as examples_lib
+from cascadeformer_jax.data import sources
 
 _STATE_VERSION = 1
 _INFINITE_STOP = 2**62
@@ -298,10 +299,8 @@ class DataIterator(Iterator[dict[str, np.ndarray]]):
 # --- Public constructors ---------------------------------------------------------------------------
 
 def open_data_source(data_config: ml_collections.ConfigDict, split: str) -> Any:
-  """Opens the TFDS data source of `split` through `data_builders.load_data_source`."""
-  from data_builders import load_data_source  # pylint: disable=g-import-not-at-top
-  return load_data_source(data_config.tfds_name, split, config_lib.resolve_data_dir(data_config),
-                          config=data_config.tfds_config or None)
+  """Opens the TFDS data source of `split` (through `data.sources`, the package's door to `data_builders`)."""
+  return sources.open_split(data_config, split)
 
 
 def _resolve_processes(global_batch_size: int, process_index: int | None,
@@ -320,24 +319,19 @@ def _resolve_processes(global_batch_size: int, process_index: int | None,
   return process_index, process_count, global_batch_size // process_count
 
 
-def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-  """Boolean (N,) mask of a stratified hold-out: round(fraction·n_c) random clips of every class c."""
-  held = np.zeros(len(labels), bool)
-  rng = np.random.default_rng([seed, _HOLDOUT])
+def stratified_subset(labels: np.ndarray, fraction: float, seed: int, stream: int,
+                      min_per_class: int = 0) -> np.ndarray:
+  """Boolean (N,) mask of max(min_per_class, round(fraction·n_c)) random clips of every class c.
+
+  `stream` keeps independent draws apart: the hold-out (`_HOLDOUT`, min 0) and the semi-supervised labelled
+  subset (`_LABEL_SUBSET`, min 1) use the same rule with different random streams.
+  """
+  chosen = np.zeros(len(labels), bool)
+  rng = np.random.default_rng([seed, stream])
   for label in np.unique(labels):
     members = np.flatnonzero(labels == label)
-    held[rng.permutation(members)[:int(round(fraction * len(members)))]] = True
-  return held
-
-
-def balanced_label_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-  """Boolean (N,) mask keeping max(1, round(fraction·n_c)) random clips of every class c (semi-supervised)."""
-  kept = np.zeros(len(labels), bool)
-  rng = np.random.default_rng([seed, _LABEL_SUBSET])
-  for label in np.unique(labels):
-    members = np.flatnonzero(labels == label)
-    kept[rng.permutation(members)[:max(1, int(round(fraction * len(members))))]] = True
-  return kept
+    chosen[rng.permutation(members)[:max(min_per_class, int(round(fraction * len(members))))]] = True
+  return chosen
 
 
 # Per-example scans (labels for the hold-out and the labelled subset, Penn clip lengths) are done once per
@@ -401,12 +395,12 @@ def _split_examples(data_config, source, split: str, where: str, source_key: tup
     return indices
   labels = _scan(source, source_key, 'label', 'label', where, _label_value)
   if holdout > 0:
-    held = stratified_holdout(labels, holdout, data_config.seed)
+    held = stratified_subset(labels, holdout, data_config.seed, _HOLDOUT)
     if split == 'holdout':
       return indices[held]
     indices, labels = indices[~held], labels[~held]
   if label_fraction < 1:
-    indices = indices[balanced_label_subset(labels, label_fraction, data_config.seed)]
+    indices = indices[stratified_subset(labels, label_fraction, data_config.seed, _LABEL_SUBSET, 1)]
   return indices
 
 

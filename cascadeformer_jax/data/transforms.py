@@ -2,7 +2,8 @@
 
 Every function takes and returns numpy arrays and draws randomness only from an explicit
 `np.random.Generator`, so the pipeline can derive it from (seed, epoch, example index).
-Formulas and their sources are in `spec/DATASETS.md` (§1.6 Penn Action, §2.5 N-UCLA, §3.7 NTU feeder).
+Formulas and their sources are in `docs/datasets.md` (Penn Action preprocessing, N-UCLA preprocessing, NTU feeder
+transforms); quirk numbers (Q5, Q11) refer to `docs/original_code.md`.
 
 Shape letters: T frames, M actor slots (2), J joints, C coordinates.
 """
@@ -24,7 +25,7 @@ NUCLA_PARTITION_ORDER = np.array(
 # Parent of every joint in native order (the root is its own parent, so its bone is zero).
 # Penn Action has no torso joint; shoulders hang from the head and hips from the shoulders.
 PENN_PARENTS = np.array([0, 0, 0, 1, 2, 3, 4, 1, 2, 7, 8, 9, 10], dtype=np.int64)
-# N-UCLA feeders' bone pairs (spec/DATASETS.md §2.2), 0-based; shoulder_center (2) is the root.
+# N-UCLA feeders' bone pairs (docs/datasets.md, N-UCLA joints and classes), 0-based; shoulder_center (2) is the root.
 NUCLA_PARENTS = np.array(
     [1, 2, 2, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18], dtype=np.int64)
 # CTR-GCN's NTU pairs, 0-based; spine_shoulder (20) is the root.
@@ -328,21 +329,6 @@ def drop_joints(x: np.ndarray, rng: np.random.Generator, p: float,
   x = x.copy()
   x[np.ix_(frames, joints)] = 0
   return x
-
-
-def nucla_test_transform(clip: np.ndarray, num_frames: int = 64) -> np.ndarray:
-  """Deterministic N-UCLA preprocessing: centre, min-max, evenly spaced frames, partition reorder.
-
-  Args:
-    clip: (L, 20, 3) native Kinect v1 order, L ≥ 1.
-
-  Returns:
-    (num_frames, 20, 3) in model joint order, values in [−1, 1].
-  """
-  x = nucla_centre(clip)
-  low, high = axis_range(x)  # over all frames, applied to the selected ones only
-  x = minmax_to_unit_range(x[nucla_test_frame_indices(clip.shape[0], num_frames)], low, high)
-  return x[:, NUCLA_PARTITION_ORDER]
 
 
 # --- Penn Action -----------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ compare a clip's pooled embedding with a bank of training embeddings (features +
 
 import numpy as np
 
+from cascadeformer_jax.evaluate import neighbours
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
   shifted = logits - logits.max(axis=-1, keepdims=True)
@@ -24,17 +26,12 @@ def one_minus_confidence(logits: np.ndarray) -> np.ndarray:
   return 1.0 - softmax(logits.astype(np.float64)).max(axis=-1)
 
 
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-  """Rows scaled to unit length (zero rows stay zero)."""
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def knn_distance(features: np.ndarray, bank: np.ndarray, k: int = 1) -> np.ndarray:
   """(N, d), bank (M, d) -> (N,) cosine distance (1 - cosine similarity) to the k-th nearest bank embedding."""
   if len(bank) < k:
     raise ValueError(f'the feature bank has {len(bank)} embeddings, fewer than k={k}')
-  distances = 1.0 - l2_normalise(features.astype(np.float64)) @ l2_normalise(bank.astype(np.float64)).T
-  return np.sort(distances, axis=1)[:, k - 1]
+  _, similarities = neighbours.cosine_neighbours(features, bank, k)
+  return 1.0 - similarities[:, k - 1]
 
 
 class Mahalanobis:

@@ -1,23 +1,24 @@
 """Inference on a user's clips or a dataset split: logits, probabilities, pooled embeddings, anomaly scores."""
 
 import dataclasses
+import functools
 import json
 import pathlib
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 
 from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax import configuration
 from cascadeformer_jax import data as data_lib
+from cascadeformer_jax import model_sources
+from cascadeformer_jax import partitioning
 from cascadeformer_jax.data import examples
+from cascadeformer_jax.data import sources
 from cascadeformer_jax.evaluate import anomaly
-from cascadeformer_jax.evaluate import predictions
-from cascadeformer_jax.models import CascadeClassifier
+from cascadeformer_jax.evaluate import evaluators
+from cascadeformer_jax.evaluate.forward import ClassifierForward
 from cascadeformer_jax.models import ModelConfig
-from cascadeformer_jax.train import partitioning
 
 
 def _stored_shape(data_config: ml_collections.ConfigDict) -> tuple[int, ...]:
@@ -93,25 +94,17 @@ class Predictor:
   class_names: list[str]
 
   @classmethod
-  def load(cls, config: ml_collections.ConfigDict, init_from: str) -> 'Predictor':
-    from cascadeformer_jax.train import trainer  # pylint: disable=g-import-not-at-top
-
-    model_config = configuration.model_config(config)
-    _, params = checkpoint_io.load_params(init_from, (checkpoint_io.CLASSIFIER,), model_config)
-    return cls(config, model_config, params, trainer.dataset_class_names(config.data))
+  def load(cls, config: ml_collections.ConfigDict, model_config: ModelConfig, init_from: str) -> 'Predictor':
+    loaded = model_sources.load(init_from, (checkpoint_io.CLASSIFIER,), model_config)
+    return cls(config, loaded.config, loaded.params, sources.class_names(config.data))
 
   @property
   def data_config(self) -> ml_collections.ConfigDict:
     return self.config.data
 
-  def _apply(self, skeleton: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    model = CascadeClassifier(self.model_config)
-    frame_mask = None
-    if lengths is not None and (self.model_config.pooling == 'masked_mean' or
-                                self.model_config.attention_padding_mask):
-      frame_mask = np.arange(skeleton.shape[1])[None] < lengths[:, None]
-    out = _classify(model, self.params, skeleton, frame_mask)
-    return {'logits': np.asarray(out['logits']), 'features': np.asarray(out['pooled'])}
+  @functools.cached_property
+  def _forward(self) -> ClassifierForward:
+    return ClassifierForward(self.model_config)
 
   def predict_raw(self, clips: list[np.ndarray], names: list[str]) -> dict[str, Any]:
     """Preprocesses stored-layout clips as the evaluation split is, then classifies them one by one."""
@@ -125,38 +118,21 @@ class Predictor:
         example = examples.process_example(raw, settings, parents, None, False, name)
       except examples.BadExampleError as e:
         raise ValueError(str(e)) from None
-      out = self._apply(example['skeleton'][None], np.array([example['length']]))
-      logits.append(out['logits'][0])
-      features.append(out['features'][0])
+      out = self._forward.batch(self.params, {'skeleton': example['skeleton'][None],
+                                              'lengths': np.array([example['length']], np.int32)})
+      logits.append(np.asarray(out['logits'])[0])
+      features.append(np.asarray(out['pooled'])[0])
     return {'names': list(names), 'logits': np.stack(logits), 'features': np.stack(features), 'labels': None}
 
   def predict_split(self, split: str, batch_size: int | None = None) -> dict[str, Any]:
-    """Logits and pooled embeddings of every clip of a dataset split (with their labels)."""
+    """Logits and pooled embeddings of every clip of a dataset split (with their labels), computed exactly as
+    evaluation computes them."""
     mesh = partitioning.make_mesh()
-    batch_size = batch_size or self.config.eval.batch_size
-    iterator = data_lib.make_eval_iterator(self.data_config, batch_size, split=split)
-    model = CascadeClassifier(self.model_config)
-    params = partitioning.replicate(self.params, mesh)
-    step = jax.jit(lambda p, x: (lambda out: (out['logits'], out['pooled']))(
-        model.apply({'params': p}, x, return_intermediates=True)),
-                   compiler_options=partitioning.inference_compiler_options())
-    gathered = predictions.gather_predictions(lambda batch, index: step(params, batch['skeleton']), iterator,
-                                              mesh)
-    logits, features = gathered['outputs']
-    return {'names': [f'{split}[{i}]' for i in gathered['index']], 'logits': logits, 'features': features,
-            'labels': gathered['label']}
-
-
-_CLASSIFY_CACHE: dict[ModelConfig, Any] = {}  # One compiled function per architecture.
-
-
-def _classify(model: CascadeClassifier, params: Any, skeleton: np.ndarray, frame_mask) -> dict[str, Any]:
-  fn = _CLASSIFY_CACHE.get(model.config)
-  if fn is None:
-    fn = jax.jit(lambda p, x, m: model.apply({'params': p}, x, frame_mask=m, return_intermediates=True),
-                 compiler_options=partitioning.inference_compiler_options())
-    _CLASSIFY_CACHE[model.config] = fn
-  return fn(params, skeleton, frame_mask)
+    evaluator = evaluators.ClassifierEvaluator(self.model_config, self.data_config, split,
+                                               batch_size or self.config.eval.batch_size, mesh)
+    predicted = evaluator.predict(partitioning.replicate(self.params, mesh))
+    return {'names': [f'{split}[{i}]' for i in predicted['index']], 'logits': predicted['logits'],
+            'features': predicted['pooled'], 'labels': predicted['label']}
 
 
 def top_k(outputs: dict[str, Any], class_names: list[str], k: int) -> list[list[tuple[str, float]]]:

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cascadeformer_jax.evaluate import anomaly
+from cascadeformer_jax.evaluate import neighbours
 
 
 def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -76,22 +76,17 @@ def linear_probe(train_features: np.ndarray, train_labels: np.ndarray, test_feat
 
 
 def knn_predict(train_features: np.ndarray, train_labels: np.ndarray, query_features: np.ndarray,
-                k: int = 1, chunk: int = 4096) -> np.ndarray:
+                k: int = 1) -> np.ndarray:
   """Labels of the queries by cosine-similarity kNN (majority vote of k, ties to the most similar)."""
   train_labels = np.asarray(train_labels)
   if len(train_features) < k:
     raise ValueError(f'kNN with k={k} needs at least {k} training clips, got {len(train_features)}')
-
-  bank = anomaly.l2_normalise(np.asarray(train_features, np.float64))
+  nearest, _ = neighbours.cosine_neighbours(query_features, train_features, k)
   predictions = []
-  for start in range(0, len(query_features), chunk):
-    similarity = anomaly.l2_normalise(np.asarray(query_features[start:start + chunk], np.float64)) @ bank.T
-    nearest = np.argsort(-similarity, axis=1, kind='stable')[:, :k]
-    votes = train_labels[nearest]
-    for row in votes:
-      values, counts = np.unique(row, return_counts=True)
-      winners = set(values[counts == counts.max()])
-      predictions.append(next(label for label in row if label in winners))
+  for row in train_labels[nearest]:
+    values, counts = np.unique(row, return_counts=True)
+    winners = set(values[counts == counts.max()])
+    predictions.append(next(label for label in row if label in winners))
   return np.asarray(predictions, train_labels.dtype)
 
 

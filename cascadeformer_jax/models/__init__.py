@@ -5,6 +5,7 @@ from cascadeformer_jax.models.cascadeformer import ClassificationHead
 from cascadeformer_jax.models.cascadeformer import CrossAttention
 from cascadeformer_jax.models.cascadeformer import FrameEmbedding
 from cascadeformer_jax.models.cascadeformer import MaskedPretrainer
+from cascadeformer_jax.models.cascadeformer import padding_frame_mask
 from cascadeformer_jax.models.cascadeformer import pool_frames
 from cascadeformer_jax.models.cascadeformer import ReconstructionDecoder
 from cascadeformer_jax.models.cascadeformer import T1

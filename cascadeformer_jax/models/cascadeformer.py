@@ -189,6 +189,13 @@ def _attention_mask(cfg: ModelConfig, frame_mask: Array | None) -> Array | None:
   return None
 
 
+def padding_frame_mask(lengths: Array | None, num_frames: int) -> Array | None:
+  """(B,) real clip lengths -> (B, T) bool, True on real frames; None without lengths."""
+  if lengths is None:
+    return None
+  return jnp.arange(num_frames)[None, :] < lengths[:, None]
+
+
 def pool_frames(fused: Array, frame_mask: Array | None, pooling: str) -> Array:
   """(B, T, d) -> (B, d): plain mean over all T (original), or mean over frames where frame_mask is True."""
   if pooling == 'mean' or frame_mask is None:

@@ -40,7 +40,7 @@ class ModelConfig:
     spatial_heads: heads of the 1.2 spatial layer; None = num_heads (as in the original).
     cross_attention: 'simple' or 'ffn'; None = the layout's form.
     cross_attn_heads: heads of the cross-attention; None = num_heads. The original evaluated Penn and N-UCLA
-      with 4 (quirk Q1); the parameters do not depend on it.
+      with 4 (quirk Q1, docs/original_code.md); the parameters do not depend on it.
     head: 'linear' or 'mlp'; None = the layout's head.
     decoder: head of the pretraining model: 'linear' (published), 'mlp' or 'mlp_residual' (the paper's
       ablations) reconstruct the joints; 'query' is the cross-attention decoder of the query_decoder objective,
@@ -139,6 +139,11 @@ class ModelConfig:
   def feature_width(self) -> int:
     """Width of the feature_prediction targets."""
     return self.target_width or self.d_model
+
+  @property
+  def padding_aware(self) -> bool:
+    """Whether padded frames (beyond a clip's length) are kept out of attention or pooling."""
+    return self.pooling == 'masked_mean' or self.attention_padding_mask
 
   @property
   def compute_dtype(self) -> Any:

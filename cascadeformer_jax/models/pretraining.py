@@ -7,7 +7,7 @@ not attend to each other) and predicts every patch's r frames of joints.
 FeaturePredictionPretrainer (objective 'feature_prediction', after GFP): a lightweight target network turns the
 clean clip's frame differences into hierarchical features (level l pools 2^(l-1) frames); per-level predictors
 on top of T1's features of the masked clip predict them. The target network trains jointly; the loss
-(train/objectives.py) regularises its features with VICReg-style variance/covariance terms.
+(objectives/losses.py) regularises its features with VICReg-style variance/covariance terms.
 """
 
 import math
@@ -27,6 +27,26 @@ from cascadeformer_jax.models.layers import layer_norm
 from cascadeformer_jax.models.layers import MultiHeadAttention
 
 Array = jax.Array
+
+OBJECTIVES = ('masked_joints', 'focal', 'query_decoder', 'feature_prediction')
+# The pretraining head each objective needs (None: any reconstruction decoder).
+OBJECTIVE_DECODERS = {'masked_joints': None, 'focal': None, 'query_decoder': 'query',
+                      'feature_prediction': 'features'}
+
+
+def model_config_for_objective(objective: str, config: ModelConfig) -> ModelConfig:
+  """Sets ``decoder`` to the head the objective needs; a conflicting explicit decoder is an error."""
+  if objective not in OBJECTIVES:
+    raise ValueError(f'config.pretrain.objective must be one of {OBJECTIVES}, got {objective!r}')
+  needed = OBJECTIVE_DECODERS[objective]
+  if needed is None:
+    if config.decoder not in RECONSTRUCTION_DECODERS:
+      raise ValueError(f"the {objective} objective reconstructs joints: model.decoder must be one of "
+                       f"{RECONSTRUCTION_DECODERS}, got {config.decoder!r}")
+    return config
+  if config.decoder not in (needed, 'linear'):
+    raise ValueError(f"the {objective} objective uses model.decoder='{needed}', got {config.decoder!r}")
+  return config.replace(decoder=needed)
 
 
 class QueryDecoderLayer(nn.Module):

@@ -141,14 +141,21 @@ def plot_curves(workdir: pathlib.Path) -> pathlib.Path | None:
     axis.set_ylabel('loss')
     axis.set_title(stage)
     evaluations = [r for r in records if r['stage'] == f'{stage}_eval']
-    for key, color in (('val_loss', 'tab:orange'), ('val_masked_mse', 'tab:orange')):
+    # Every validation metric: errors on the loss axis, accuracies (in [0, 1]) on a second axis.
+    names = sorted({k for r in evaluations for k, v in r.items()
+                    if k.startswith('val_') and k != 'val_count' and isinstance(v, (int, float))})
+    rates = [name for name in names if 'accuracy' in name or name == 'val_top5']
+    colors = iter(plt.rcParams['axes.prop_cycle'].by_key()['color'][1:] * 4)
+    for key in names:
+      if key in rates:
+        continue
       points = [(r['step'], r[key]) for r in evaluations if isinstance(r.get(key), (int, float))]
-      if points:
-        axis.plot(*zip(*points), label=key.replace('_', ' '), color=color, marker='o')
-    accuracy = [(r['step'], r[k]) for r in evaluations for k in ('val_accuracy',) if k in r]
-    if accuracy:
+      axis.plot(*zip(*points), label=key.replace('_', ' '), color=next(colors), marker='o')
+    if rates:
       twin = axis.twinx()
-      twin.plot(*zip(*accuracy), label='val accuracy', color='tab:green', marker='s')
+      for key in rates:
+        points = [(r['step'], r[key]) for r in evaluations if isinstance(r.get(key), (int, float))]
+        twin.plot(*zip(*points), label=key.replace('_', ' '), color=next(colors), marker='s')
       twin.set_ylabel('accuracy')
       twin.set_ylim(0, 1)
       twin.legend(loc='center right')

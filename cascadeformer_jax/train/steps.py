@@ -1,7 +1,7 @@
 """Pure training and evaluation steps: ``step(state, batch, rng) -> (state, metrics)``.
 
 The state is a dict ``{'step', 'params', 'opt_state'}``. Steps are jitted over a device mesh by
-:mod:`cascadeformer_jax.train.partitioning`; they contain no collectives of their own (XLA inserts the
+:mod:`cascadeformer_jax.partitioning`; they contain no collectives of their own (XLA inserts the
 gradient reduction when the batch is sharded on the 'data' axis).
 """
 
@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from cascadeformer_jax import objectives
 from cascadeformer_jax.models import CascadeClassifier
-from cascadeformer_jax.train import objectives
+from cascadeformer_jax.models import padding_frame_mask
 
 State = dict[str, Any]
 Batch = dict[str, jax.Array]
@@ -27,10 +28,10 @@ def init_state(params: Any, optimizer: optax.GradientTransformation) -> State:
 
 
 def frame_mask(batch: Batch, use_mask: bool) -> jax.Array | None:
-  if not use_mask or 'lengths' not in batch:
+  """(B, T) real-frame mask of a batch for padding-aware models; None otherwise (the original's behaviour)."""
+  if not use_mask:
     return None
-  num_frames = batch['skeleton'].shape[1]
-  return jnp.arange(num_frames)[None, :] < batch['lengths'][:, None]
+  return padding_frame_mask(batch.get('lengths'), batch['skeleton'].shape[1])
 
 
 def _update(state: State, grads: Any, loss: jax.Array, optimizer: optax.GradientTransformation,
@@ -55,7 +56,7 @@ def _update(state: State, grads: Any, loss: jax.Array, optimizer: optax.Gradient
 def make_pretrain_step(model: nn.Module, optimizer: optax.GradientTransformation,
                        schedule: optax.Schedule, stage: ml_collections.ConfigDict,
                        padding_aware: bool = False) -> Callable[[State, Batch, jax.Array], tuple[State, Metrics]]:
-  """Pretraining step of ``stage.objective`` (train/objectives.py; default the paper's masked joints).
+  """Pretraining step of ``stage.objective`` (objectives/losses.py; default the paper's masked joints).
 
   masked_joints: per clip, ``max(1, floor(mask_ratio * T * J))`` (frame, joint) slots (mask_mode 'joints',
   the paper's), or whole frames ('frames'), are zeroed in the input; the loss is the MSE over masked entries
@@ -100,31 +101,5 @@ def make_finetune_step(model: CascadeClassifier, optimizer: optax.GradientTransf
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
     accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
     return _update(state, grads, loss, optimizer, schedule, {'accuracy': accuracy})
-
-  return step
-
-
-def make_classifier_eval_step(model: CascadeClassifier, padding_aware: bool = False):
-  """(params, batch) -> logits (B, K), deterministic."""
-
-  def step(params: Any, batch: Batch) -> jax.Array:
-    return model.apply({'params': params}, batch['skeleton'], frame_mask=frame_mask(batch, padding_aware))
-
-  return step
-
-
-def make_pretrain_eval_step(model: nn.Module, stage: ml_collections.ConfigDict, seed: int,
-                            padding_aware: bool = False):
-  """(params, batch, index) -> per-clip (error sum, scored entry count) of the objective, with a fixed mask.
-
-  The mask of the i-th evaluation batch is drawn from (seed, i), so the validation error is comparable
-  between epochs. Reconstruction objectives score the masked entries' squared error (every entry with
-  mask_mode 'none'); feature_prediction scores the first level's feature error.
-  """
-  objective = objectives.make_objective(model, stage)
-
-  def step(params: Any, batch: Batch, index: jax.Array) -> tuple[jax.Array, jax.Array]:
-    key = jax.random.fold_in(jax.random.key(seed), index)
-    return objective.errors(params, batch['skeleton'], frame_mask(batch, padding_aware), key)
 
   return step

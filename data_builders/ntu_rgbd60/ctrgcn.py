@@ -1,6 +1,6 @@
 """NTU RGB+D `.skeleton` parsing and the CTR-GCN cleaning (SGN / CTR-GCN / SkateFormer `data/ntu` scripts).
 
-Pure functions on text and numpy arrays, reimplemented from the description in spec DATASETS.md §3.6:
+Pure functions on text and numpy arrays, reimplemented from the description in docs/datasets.md (CTR-GCN cleaning):
 
 1. parse: frames without bodies are dropped; every bodyID keeps its (25, 3) joints of the frames it appears in and an
    interval of non-empty-frame indices that starts at its first appearance and grows by one per appearance (a body

@@ -16,15 +16,6 @@ class NpzError(ValueError):
   """The file is not a readable npz or lacks a member (message names both)."""
 
 
-def list_members(path: str) -> list[str]:
-  """Array names in an npz file."""
-  try:
-    with zipfile.ZipFile(path) as archive:
-      return [name[:-4] for name in archive.namelist() if name.endswith('.npy')]
-  except (zipfile.BadZipFile, OSError, EOFError) as e:
-    raise NpzError(f'{path}: not a readable .npz (zip) file ({type(e).__name__}: {e})') from e
-
-
 def load_member(path: str, key: str) -> np.ndarray:
   """Array `key` of the npz at `path`: a read-only memmap when stored uncompressed, else an in-memory array."""
   try:

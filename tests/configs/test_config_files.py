@@ -28,7 +28,10 @@ def test_published_config_files(file_name):
 
 
 def test_published_sizes():
-  """MODEL.md §3: NTU widths 768/512 (1.0, 1.1) and 800/600 (1.2); Penn 1.0 has a 1000-long zero table."""
+  """NTU widths 768/512 (1.0, 1.1) and 800/600 (1.2); Penn 1.0 has a 1000-long zero table.
+
+  See docs/original_code.md, published configurations.
+  """
   assert presets.published_model_config('ntu60_xsub', '1.1').d_model == 768
   assert presets.published_model_config('ntu60_xview', '1.2').d_model == 600
   assert presets.published_model_config('ntu60_xview', '1.2').spatial_width == 24

@@ -6,7 +6,7 @@ import pytest
 from cascadeformer_jax.convert import read_published_folder
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import MaskedPretrainer
-from cascadeformer_jax.train import masking
+from cascadeformer_jax.objectives import masking
 from tests import golden_cases
 
 FEATURE_TOLERANCE = dict(rtol=1e-4, atol=1e-4)

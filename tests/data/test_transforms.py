@@ -1,12 +1,22 @@
-"""Per-clip transforms: golden parity (test mode), spec fixture values and training-mode properties."""
+"""Per-clip transforms: golden parity (test mode), fixture values and training-mode properties."""
 
 import numpy as np
 import pytest
 
+from cascadeformer_jax.data import config as config_lib
+from cascadeformer_jax.data import examples
 from cascadeformer_jax.data import transforms
 
 
-# --- Golden parity (golden/transforms, spec/GOLDEN.md §6) -------------------------------------------
+def nucla_eval(clip: np.ndarray, num_frames: int = 64) -> np.ndarray:
+  """The production N-UCLA evaluation path for one stored clip (L, 20, 3): what the pipeline feeds the model."""
+  settings = config_lib.default_data_config('n_ucla').to_dict()
+  settings['num_frames'] = num_frames
+  raw = {'skeleton': clip, 'label': np.int64(0)}
+  return examples.process_example(raw, settings, None, None, False, 'clip')['skeleton']
+
+
+# --- Golden parity (golden/transforms, docs/golden.md) ----------------------------------------------
 
 def test_ntu_test_transform_matches_golden(golden_dir):
   golden = np.load(golden_dir / 'transforms' / 'ntu60_test_transform.npz')
@@ -29,14 +39,14 @@ def test_nucla_test_transform_matches_golden(golden_dir):
   for i, length in enumerate(golden['lengths']):
     raw = golden[f'raw_{i}']
     assert raw.shape[0] == length
-    np.testing.assert_allclose(transforms.nucla_test_transform(raw, 64), golden['output_TVC'][i],
+    np.testing.assert_allclose(nucla_eval(raw, 64), golden['output_TVC'][i],
                                rtol=0, atol=1e-5)
     # The float32 input the TFDS source provides stays within tolerance as well.
-    np.testing.assert_allclose(transforms.nucla_test_transform(raw.astype(np.float32), 64),
+    np.testing.assert_allclose(nucla_eval(raw.astype(np.float32), 64),
                                golden['output_TVC'][i], rtol=0, atol=1e-5)
 
 
-# --- Values from the spec's fixtures (spec/DATASETS.md §3.7, §5) ----------------------------------
+# --- Fixture values (docs/datasets.md: NTU feeder transforms, test fixtures) -----------------------
 
 @pytest.mark.parametrize('length,bias', [(20, 0), (64, 1), (103, 2), (300, 7)])
 def test_ntu_test_window_bias(length, bias):
@@ -58,7 +68,7 @@ def test_ntu_feeder_fixture_f1():
 def test_nucla_length_one_fixture():
   joints = np.arange(20)
   clip = np.stack([joints / 32 - 0.25, 0.5 - joints / 16, 2.5 + joints / 64], -1)[None]
-  out = transforms.nucla_test_transform(clip.astype(np.float32), 64)
+  out = nucla_eval(clip.astype(np.float32), 64)
   native = out[:, np.argsort(transforms.NUCLA_PARTITION_ORDER)]
   expected = np.stack([2 * joints / 19 - 1, 1 - 2 * joints / 19, 2 * joints / 19 - 1], -1)
   np.testing.assert_allclose(native, np.broadcast_to(expected, (64, 20, 3)), atol=1e-6)
@@ -76,7 +86,7 @@ def test_nucla_test_indices_for_two_frames():
     np.concatenate([np.zeros((1, 20, 2)), np.linspace(0, 1, 20)[None, :, None]], -1),  # one flat axis
 ])
 def test_nucla_degenerate_clips_are_finite(clip):
-  out = transforms.nucla_test_transform(clip, 64)
+  out = nucla_eval(clip, 64)
   assert out.shape == (64, 20, 3)
   assert np.isfinite(out).all()
   assert out.min() >= -1 and out.max() <= 1

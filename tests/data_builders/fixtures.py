@@ -1,4 +1,4 @@
-"""Writers of miniature raw datasets in the exact raw formats (spec DATASETS.md §5), and their expected contents.
+"""Writers of miniature raw datasets in the exact raw formats (docs/datasets.md), and their expected contents.
 
 All coordinates are binary fractions, so the decimal text, float32 and the arithmetic are exact.
 """
@@ -10,13 +10,13 @@ import numpy as np
 import scipy.io
 
 # ---------------------------------------------------------------------------------------------------------------
-# NTU RGB+D: `.skeleton` files F1-F6 (§5.1).
+# NTU RGB+D: `.skeleton` files F1-F6 (docs/datasets.md, test fixtures).
 
 BODY_IDS = {'A': '72057594037931101', 'B': '72057594037931102', 'C': '72057594037931103', 'D': '72057594037931104'}
 NTU_FIXTURE_NAMES = ('S001C001P001R001A001', 'S001C002P003R001A050', 'S001C003P002R002A051', 'S001C001P006R001A010',
                      'S001C002P005R002A008', 'S002C002P007R001A052')
 NTU_MISSING_FIXTURE = 'S001C002P005R002A008'  # F5, on the official missing-skeleton list
-# Rows of CTR-GCN's npz files for the fixtures (split rule order, DATASETS.md §5.1).
+# Rows of CTR-GCN's npz files for the fixtures (split rule order, docs/datasets.md, test fixtures).
 NTU_NPZ_ORDER = {
     'xsub': {'train': ['S001C001P001R001A001', 'S001C003P002R002A051'],
              'test': ['S001C002P003R001A050', 'S001C001P006R001A010', 'S002C002P007R001A052']},
@@ -95,7 +95,7 @@ def write_ntu_skeletons(manual_dir: pathlib.Path, names: tuple[str, ...] = NTU_F
 
 
 def expected_ntu_clips() -> dict[str, tuple[np.ndarray, int]]:
-  """Hand-derived cleaned + centred clips (T, 2, 25, 3) and num_bodies of the kept fixtures (§5.1)."""
+  """Hand-derived cleaned + centred clips (T, 2, 25, 3) and num_bodies of the kept fixtures."""
   origin = np.array([1 / 64, 1 / 16, 3 + 1 / 64])
   centred = lambda points: points - origin  # pylint: disable=unnecessary-lambda-assignment
 
@@ -145,7 +145,7 @@ def write_ntu_available_names(manual_dir: pathlib.Path) -> pathlib.Path:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# N-UCLA: `all_sqe/*.json` (§5.2).
+# N-UCLA: `all_sqe/*.json` (docs/datasets.md, test fixtures).
 
 N_UCLA_FIXTURES = {  # name: (T, label in file)
     'a01_s01_e00_v01': (3, 1),
@@ -173,7 +173,7 @@ def write_n_ucla(manual_dir: pathlib.Path) -> pathlib.Path:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Penn Action: `Penn_Action/labels/NNNN.mat` (§5.3).
+# Penn Action: `Penn_Action/labels/NNNN.mat` (docs/datasets.md, test fixtures).
 
 PENN_FIXTURES = {  # video id: (action, pose, train, T, (H, W), occluded (frame, joint) pairs; frame None = all)
     '0001': ('baseball_pitch', 'front', 1, 3, (480, 640), [(1, 12)]),

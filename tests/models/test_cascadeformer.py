@@ -83,7 +83,10 @@ def test_input_errors():
 
 
 def test_padding_changes_outputs_by_default_and_not_when_masked():
-  """Original behaviour (Q2): padded frames take part. The padding-aware option makes them irrelevant."""
+  """Original behaviour (quirk Q2, docs/original_code.md): padded frames take part.
+
+  The padding-aware option makes them irrelevant.
+  """
   x = np.array(_clips(batch=1, frames=8))
   x[:, 5:] = 0.0
   frame_mask = np.arange(8)[None] < 5
@@ -132,7 +135,10 @@ def _count(tree) -> float:
     ('ntu60_xview', '1.2', 47.05, None, None, None),
 ])
 def test_published_parameter_counts(dataset, variant, t1, t2, cross, head):
-  """Millions of parameters per module as the original's files hold (MODEL.md §3)."""
+  """Millions of parameters per module as the original's files hold.
+
+  See docs/original_code.md, published configurations.
+  """
   config = presets.published_model_config(dataset, variant)
   x = jax.ShapeDtypeStruct((1, 8, config.num_joints, config.coords), jnp.float32)
   params = jax.eval_shape(CascadeClassifier(config).init, jax.random.key(0), x)['params']

@@ -13,7 +13,7 @@ from cascadeformer_jax.models.pretraining import FeaturePredictionPretrainer
 from cascadeformer_jax.models.pretraining import pool_pairs
 from cascadeformer_jax.models.pretraining import pretraining_module
 from cascadeformer_jax.models.pretraining import QueryPretrainer
-from cascadeformer_jax.train import objectives
+from cascadeformer_jax.objectives import losses as objectives
 
 pytestmark = pytest.mark.usefixtures('fast_compile')
 

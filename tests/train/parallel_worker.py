@@ -10,11 +10,11 @@ import jax
 import numpy as np
 
 from cascadeformer_jax import configuration
+from cascadeformer_jax import partitioning
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.train import optim
-from cascadeformer_jax.train import partitioning
 from cascadeformer_jax.train import steps
 
 GLOBAL_BATCH = 8

@@ -9,7 +9,7 @@ import pytest
 
 from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax import configuration
-from cascadeformer_jax.train import trainer
+from cascadeformer_jax import experiment
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SMOKE = REPO_ROOT / 'configs' / 'smoke.py'
@@ -32,7 +32,7 @@ def smoke_config(dataset: str, variant: str, data_dir: pathlib.Path, workdir: pa
 @pytest.mark.parametrize('dataset', ['penn_action', 'n_ucla', 'ntu60_xsub', 'synthetic_actions'])
 def test_train_every_dataset_and_variant(dataset, variant, fixture_data_dir, tmp_path, fast_compile):
   config = smoke_config(dataset, variant, fixture_data_dir, tmp_path / 'run')
-  summary = trainer.run(config)
+  summary = experiment.run(config)
   workdir = tmp_path / 'run'
   for stage, kind in (('pretrain', 'pretrained'), ('finetune', 'classifier')):
     stored, params = checkpoint_io.load_model_dir(workdir / stage / 'final', kind)
@@ -55,7 +55,7 @@ def test_extra_evaluation_protocols_are_reported_side_by_side(fixture_data_dir, 
   config = smoke_config('n_ucla', '1.0', fixture_data_dir, tmp_path / 'run')
   config.model.update(d_model=40, num_heads=8, cross_attn_heads=8)
   config.eval.protocols = 'cross_attn_4_heads,per_clip,padding_aware'
-  results = trainer.run(config)['test']
+  results = experiment.run(config)['test']
   assert set(results['protocols']) == {'cross_attn_4_heads', 'per_clip', 'padding_aware'}
   # N-UCLA clips all have the same length: no padding, so neither the batch nor a padding mask changes a thing.
   assert results['protocols']['per_clip']['accuracy'] == results['accuracy']
@@ -67,17 +67,17 @@ def test_unknown_protocol_is_rejected_before_training(fixture_data_dir, tmp_path
   config = smoke_config('n_ucla', '1.0', fixture_data_dir, tmp_path / 'run')
   config.eval.protocols = 'ten_crop'
   with pytest.raises(ValueError, match=r"unknown evaluation protocols \['ten_crop'\]"):
-    trainer.run(config)
+    experiment.run(config)
   assert not (tmp_path / 'run' / 'pretrain').exists()
 
 
 def test_multi_clip_protocol(fixture_data_dir, tmp_path, fast_compile):
   config = smoke_config('ntu60_xsub', '1.0', fixture_data_dir, tmp_path / 'run')
   config.eval.protocols = 'multi_clip,per_clip'
-  results = trainer.run(config)['test']
+  results = experiment.run(config)['test']
   assert results['protocols']['multi_clip']['count'] == results['count']
   assert results['protocols']['per_clip']['accuracy'] == results['accuracy']
   config = smoke_config('n_ucla', '1.0', fixture_data_dir, tmp_path / 'nucla')
   config.eval.protocols = 'multi_clip'
   with pytest.raises(ValueError, match='multi_clip protocol needs an NTU-style dataset'):
-    trainer.run(config)
+    experiment.run(config)

@@ -29,7 +29,10 @@ def test_per_epoch_warmup_cosine_is_zero_in_the_first_epoch_and_constant_within_
 
 
 def test_optax_reference_for_per_epoch_schedule():
-  """MODEL.md §5: optax.warmup_cosine_decay_schedule(0, lr, w, N, 0) at the epoch index is the same schedule."""
+  """optax.warmup_cosine_decay_schedule(0, lr, w, N, 0) at the epoch index is the same schedule.
+
+  See docs/original_code.md, training recipes.
+  """
   stage = _stage(epochs=40, lr=1e-3, schedule='warmup_cosine', schedule_unit='epoch', warmup_fraction=0.05)
   ours = optim.lr_schedule(stage, steps_per_epoch=3)
   reference = optax.warmup_cosine_decay_schedule(0.0, 1e-3, 2, 40, 0.0)

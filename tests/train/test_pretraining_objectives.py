@@ -9,7 +9,7 @@ import pytest
 import cascadeformer_jax as cfx
 from benchmarks import pretraining_objectives
 from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax.train import trainer
+from cascadeformer_jax import experiment
 from tests.train.test_end_to_end import smoke_config
 
 
@@ -24,7 +24,7 @@ def test_feature_prediction_pretraining_probe_and_label_fraction(fixture_data_di
   workdir = tmp_path / 'run'
   config = _config('feature_prediction', fixture_data_dir, workdir)
   config.mode = 'pretrain'
-  trainer.run(config)
+  experiment.run(config)
   stored, _ = checkpoint_io.load_model_dir(workdir / 'pretrain' / 'final', 'pretrained')
   assert stored.decoder == 'features'
   records = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
@@ -39,7 +39,7 @@ def test_feature_prediction_pretraining_probe_and_label_fraction(fixture_data_di
     pretrained.reconstruct(clips)
 
   config.mode = 'probe'
-  probe = trainer.run(config)['probe']
+  probe = experiment.run(config)['probe']
   assert probe['num_test'] == 10 and probe['num_train'] == 30
   assert 0.0 <= probe['linear_probe_accuracy'] <= 1.0 and 0.0 <= probe['knn_accuracy'] <= 1.0
   assert json.loads((workdir / 'probe.json').read_text())['knn_accuracy'] == probe['knn_accuracy']
@@ -47,7 +47,7 @@ def test_feature_prediction_pretraining_probe_and_label_fraction(fixture_data_di
   # Semi-supervised: a run with the default objective fine-tunes on a third of the labels from that T1.
   semi = _config('masked_joints', fixture_data_dir, tmp_path / 'semi')
   semi.update_from_flattened_dict({'mode': 'finetune', 'init_from': str(workdir), 'data.label_fraction': 1 / 3})
-  assert trainer.run(semi)['test']['count'] == 10
+  assert experiment.run(semi)['test']['count'] == 10
   steps = [json.loads(line)['step'] for line in (tmp_path / 'semi' / 'metrics.jsonl').read_text().splitlines()
            if json.loads(line)['stage'] == 'finetune']
   assert max(steps) == 5  # 10 of the 30 training clips, batch 2
@@ -58,15 +58,15 @@ def test_feature_prediction_pretraining_probe_and_label_fraction(fixture_data_di
 def test_probe_without_pretraining_says_what_to_do(fixture_data_dir, tmp_path):
   config = _config('masked_joints', fixture_data_dir, tmp_path / 'run')
   config.mode = 'probe'
-  with pytest.raises(trainer.TrainingError, match='the probe needs a pretrained T1'):
-    trainer.run(config)
+  with pytest.raises(experiment.TrainingError, match='the probe needs a pretrained T1'):
+    experiment.run(config)
 
 
 def test_feature_prediction_cannot_select_on_its_moving_target(fixture_data_dir, tmp_path):
   config = _config('feature_prediction', fixture_data_dir, tmp_path / 'run')
   config.update_from_flattened_dict({'data.holdout_fraction': 0.2, 'pretrain.select_best': 'holdout'})
   with pytest.raises(ValueError, match="select_best must be 'last' with the feature_prediction objective"):
-    trainer.run(config)
+    experiment.run(config)
   assert not (tmp_path / 'run' / 'pretrain').exists()
 
 
@@ -76,7 +76,7 @@ def test_label_fraction_too_small_for_a_batch(fixture_data_dir, tmp_path):
                                      'data.label_fraction': 0.01, 'finetune.batch_size': 16})
   with pytest.raises(ValueError, match=r'10 examples do not fill one global batch of 16 \(drop_remainder=True, '
                                       r'data.label_fraction=0.01\)'):
-    trainer.run(config)
+    experiment.run(config)
 
 
 def test_comparison_table(fixture_data_dir, tmp_path, capsys, fast_compile):

@@ -13,11 +13,11 @@ import pytest
 
 from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax import configuration
+from cascadeformer_jax import experiment
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.train import checkpointing
 from cascadeformer_jax.train import optim
 from cascadeformer_jax.train import steps
-from cascadeformer_jax.train import trainer
 from tests.train.test_end_to_end import smoke_config
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -79,8 +79,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(fixture_dat
   config.mode = 'pretrain'
   config.pretrain.lr = 1e30  # The first update is finite but blows the parameters up; the second loss is not.
   config.checkpoint.every_steps = 1
-  with pytest.raises(trainer.TrainingError, match=r'non-finite at step 2 .*last checkpoint in .* is intact'):
-    trainer.run(config)
+  with pytest.raises(experiment.TrainingError, match=r'non-finite at step 2 .*last checkpoint in .* is intact'):
+    experiment.run(config)
   checkpointer = checkpointing.StageCheckpointer(tmp_path / 'run' / 'pretrain' / 'checkpoints')
   assert checkpointer.latest_step() == 1
   model_config = configuration.model_config(config)
@@ -99,9 +99,9 @@ def test_resuming_with_another_model_is_refused(fixture_data_dir, tmp_path, fast
   config = smoke_config('synthetic_actions', '1.0', fixture_data_dir, tmp_path / 'run')
   config.mode = 'pretrain'
   config.pretrain.epochs = 1
-  trainer.run(config)
+  experiment.run(config)
   # Remove the finished export so that the stage would resume from its checkpoints.
   checkpoint_io.remove_model_dir(tmp_path / 'run' / 'pretrain' / 'final')
   config.model.num_layers = 2
   with pytest.raises(checkpointing.ResumeError, match=r"different model \(fields \['num_layers'\] differ\)"):
-    trainer.run(config)
+    experiment.run(config)

@@ -20,19 +20,15 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from cascadeformer_jax.models.config import ModelConfig
-from cascadeformer_jax.models.config import RECONSTRUCTION_DECODERS
+from cascadeformer_jax.models.pretraining import model_config_for_objective
+from cascadeformer_jax.models.pretraining import OBJECTIVES
 from cascadeformer_jax.models.pretraining import pool_pairs
-from cascadeformer_jax.train import masking
+from cascadeformer_jax.objectives import masking
 
 Array = jax.Array
 
-OBJECTIVES = ('masked_joints', 'focal', 'query_decoder', 'feature_prediction')
 # Names of the objectives' validation errors (Objective.metric).
 ERROR_METRICS = ('masked_mse', 'feature_mse')
-# The pretraining head each objective needs (None: any reconstruction decoder).
-OBJECTIVE_DECODERS = {'masked_joints': None, 'focal': None, 'query_decoder': 'query',
-                      'feature_prediction': 'features'}
 
 
 def objective_name(stage: ml_collections.ConfigDict) -> str:
@@ -40,21 +36,6 @@ def objective_name(stage: ml_collections.ConfigDict) -> str:
   if name not in OBJECTIVES:
     raise ValueError(f'config.pretrain.objective must be one of {OBJECTIVES}, got {name!r}')
   return name
-
-
-def model_config_for_objective(objective: str, config: ModelConfig) -> ModelConfig:
-  """Sets ``decoder`` to the head the objective needs; a conflicting explicit decoder is an error."""
-  if objective not in OBJECTIVES:
-    raise ValueError(f'config.pretrain.objective must be one of {OBJECTIVES}, got {objective!r}')
-  needed = OBJECTIVE_DECODERS[objective]
-  if needed is None:
-    if config.decoder not in RECONSTRUCTION_DECODERS:
-      raise ValueError(f"the {objective} objective reconstructs joints: model.decoder must be one of "
-                       f"{RECONSTRUCTION_DECODERS}, got {config.decoder!r}")
-    return config
-  if config.decoder not in (needed, 'linear'):
-    raise ValueError(f"the {objective} objective uses model.decoder='{needed}', got {config.decoder!r}")
-  return config.replace(decoder=needed)
 
 
 # ---------------------------------------------------------------------------------------------- focal weights
@@ -323,12 +304,3 @@ def make_objective(model: nn.Module, stage: ml_collections.ConfigDict) -> Object
   if name == 'feature_prediction':
     return _feature_prediction_objective(model, stage)
   return _masked_joints_objective(name, model, stage)
-
-
-def stage_defaults() -> dict[str, Any]:
-  """The objective fields of ``config.pretrain`` with their defaults."""
-  return dict(
-      objective='masked_joints',
-      focal=ml_collections.ConfigDict(dict(windows=(4, 8, 12), k=1.0, eps=1e-6)),
-      feature_prediction=ml_collections.ConfigDict(dict(
-          prediction_weight=5.0, variance_weight=5.0, covariance_weight=1.0, gamma=1.0)))

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cascadeformer_jax.train import masking
+from cascadeformer_jax.objectives import masking
 
 
 @pytest.mark.parametrize('frames,joints', [(64, 25), (12, 13), (1, 3)])

@@ -9,8 +9,10 @@ import pytest
 
 from cascadeformer_jax import configuration
 from cascadeformer_jax.models import ModelConfig
+from cascadeformer_jax.models.pretraining import model_config_for_objective
+from cascadeformer_jax.models.pretraining import OBJECTIVES
 from cascadeformer_jax.models.pretraining import pretraining_module
-from cascadeformer_jax.train import objectives
+from cascadeformer_jax.objectives import losses as objectives
 from cascadeformer_jax.train import steps
 
 SMALL = ModelConfig(variant='1.0', layout='ntu', num_joints=5, coords=3, d_model=16, num_heads=2, num_layers=1,
@@ -117,15 +119,15 @@ def test_patch_mask_errors():
 
 
 def test_objective_selects_the_decoder():
-  assert objectives.model_config_for_objective('query_decoder', SMALL).decoder == 'query'
-  assert objectives.model_config_for_objective('feature_prediction', SMALL).decoder == 'features'
-  assert objectives.model_config_for_objective('focal', SMALL.replace(decoder='mlp')).decoder == 'mlp'
+  assert model_config_for_objective('query_decoder', SMALL).decoder == 'query'
+  assert model_config_for_objective('feature_prediction', SMALL).decoder == 'features'
+  assert model_config_for_objective('focal', SMALL.replace(decoder='mlp')).decoder == 'mlp'
   with pytest.raises(ValueError, match="model.decoder must be one of"):
-    objectives.model_config_for_objective('masked_joints', SMALL.replace(decoder='query'))
+    model_config_for_objective('masked_joints', SMALL.replace(decoder='query'))
   with pytest.raises(ValueError, match="uses model.decoder='features'"):
-    objectives.model_config_for_objective('feature_prediction', SMALL.replace(decoder='mlp'))
+    model_config_for_objective('feature_prediction', SMALL.replace(decoder='mlp'))
   with pytest.raises(ValueError, match='objective must be one of'):
-    objectives.model_config_for_objective('contrastive', SMALL)
+    model_config_for_objective('contrastive', SMALL)
   config = configuration.experiment_config('synthetic_actions', SMALL)
   config.pretrain.objective = 'query_decoder'
   assert configuration.model_config(config).decoder == 'query'
@@ -134,14 +136,14 @@ def test_objective_selects_the_decoder():
 
 
 def _stage(objective: str, **overrides) -> ml_collections.ConfigDict:
-  stage = configuration.stage_config(mask_ratio=0.5, mask_mode='frames', **objectives.stage_defaults())
+  stage = configuration.stage_config(mask_ratio=0.5, mask_mode='frames', **configuration.pretrain_objective_defaults())
   stage.update(objective=objective, optimizer='adam', lr=3e-3, **overrides)
   return stage
 
 
-@pytest.mark.parametrize('objective', objectives.OBJECTIVES)
+@pytest.mark.parametrize('objective', OBJECTIVES)
 def test_every_objective_trains(objective, fast_compile):
-  model_config = objectives.model_config_for_objective(objective, SMALL)
+  model_config = model_config_for_objective(objective, SMALL)
   model = pretraining_module(model_config)
   stage = _stage(objective)
   rng = np.random.default_rng(4)
@@ -153,7 +155,10 @@ def test_every_objective_trains(objective, fast_compile):
   assert set(params) >= {'t1'}
   optimizer = optax.adam(3e-3)
   step = jax.jit(steps.make_pretrain_step(model, optimizer, lambda _: 3e-3, stage, padding_aware=True))
-  evaluate = jax.jit(steps.make_pretrain_eval_step(model, stage, seed=0, padding_aware=True))
+  objective = objectives.make_objective(model, stage)
+  # What the pretraining evaluator computes: the objective's errors with a fixed mask per evaluation batch.
+  evaluate = jax.jit(lambda params, batch, index: objective.errors(
+      params, batch['skeleton'], steps.frame_mask(batch, True), jax.random.fold_in(jax.random.key(0), index)))
   state = steps.init_state(params, optimizer)
   errors_before = evaluate(state['params'], batch, 0)
   losses = []

@@ -1,0 +1,150 @@
+"""Evaluator objects: each is built from the experiment config, owns its one compiled function and its data, and
+``run(params) -> metrics``. The stage loop asks them at the end of an epoch; the test evaluation, the evaluation
+protocols (evaluate/protocols.py), the probe and few-shot evaluation are built from them.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from cascadeformer_jax import data as data_lib
+from cascadeformer_jax import objectives
+from cascadeformer_jax import partitioning
+from cascadeformer_jax.evaluate import metrics as metrics_lib
+from cascadeformer_jax.evaluate import predictions
+from cascadeformer_jax.evaluate import representation
+from cascadeformer_jax.evaluate.forward import ClassifierForward
+from cascadeformer_jax.models import ModelConfig
+from cascadeformer_jax.models import padding_frame_mask
+from cascadeformer_jax.models import pool_frames
+from cascadeformer_jax.models import T1
+from cascadeformer_jax.models.pretraining import pretraining_module
+
+
+def _jit_on_mesh(fn, mesh: jax.sharding.Mesh, num_replicated_after: int = 0):
+  """jit of fn(params, batch, *extras) with replicated params/extras, batch and outputs sharded on 'data'."""
+  replicated, sharded = partitioning.replicated(mesh), partitioning.batch_sharded(mesh)
+  return jax.jit(fn, in_shardings=(replicated, sharded) + (replicated,) * num_replicated_after,
+                 out_shardings=sharded, compiler_options=partitioning.inference_compiler_options())
+
+
+class ClassifierEvaluator:
+  """Top-1/top-5 accuracy, loss and mean class accuracy of a classifier on one split."""
+
+  def __init__(self, model_config: ModelConfig, data_config: ml_collections.ConfigDict, split: str,
+               batch_size: int, mesh: jax.sharding.Mesh):
+    partitioning.check_batch_size(batch_size, mesh)
+    self.model_config, self.data_config, self.split = model_config, data_config, split
+    self.batch_size, self.mesh = batch_size, mesh
+    self.forward = ClassifierForward(model_config, mesh)
+
+  def predict(self, params: Any) -> dict[str, np.ndarray]:
+    """logits (N, K), pooled (N, d), label (N,) and stored example index (N,) of every clip of the split."""
+    iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=self.split)
+    gathered = predictions.gather_predictions(
+        lambda batch, index: tuple(self.forward.batch(params, batch)[k] for k in ('logits', 'pooled')),
+        iterator, self.mesh)
+    logits, pooled = gathered['outputs']
+    return {'logits': logits, 'pooled': pooled, 'label': gathered['label'], 'index': gathered['index']}
+
+  def run(self, params: Any) -> dict[str, float]:
+    predicted = self.predict(params)
+    return metrics_lib.classification_metrics(predicted['logits'], predicted['label'])
+
+
+class MultiClipEvaluator:
+  """NTU-style data: class probabilities averaged over three windows (start, centre, end) of every clip."""
+
+  POSITIONS = (0.0, 0.5, 1.0)
+
+  def __init__(self, model_config: ModelConfig, data_config: ml_collections.ConfigDict, split: str,
+               batch_size: int, mesh: jax.sharding.Mesh, window_fraction: float):
+    if data_config.layout != 'ntu':
+      raise ValueError(f'the multi_clip protocol needs an NTU-style dataset, not {data_config.name}')
+    self.windows = []
+    for position in self.POSITIONS:
+      window_config = data_config.copy_and_resolve_references()
+      window_config.ntu.test_crop_fraction = window_fraction
+      window_config.ntu.test_window_position = position
+      self.windows.append(ClassifierEvaluator(model_config, window_config, split, batch_size, mesh))
+
+  def run(self, params: Any) -> dict[str, float]:
+    probabilities, labels = [], None
+    for window in self.windows:
+      predicted = window.predict(params)
+      probabilities.append(jax.nn.softmax(predicted['logits'].astype(np.float64), axis=-1))
+      labels = predicted['label']
+    return metrics_lib.classification_metrics(np.log(np.mean(probabilities, axis=0)), labels)
+
+
+class PretrainEvaluator:
+  """The pretraining objective's validation error (masked MSE, or feature MSE) with a fixed mask per batch.
+
+  The mask of the i-th evaluation batch is drawn from (seed, i), so the error is comparable between epochs.
+  """
+
+  def __init__(self, model_config: ModelConfig, stage: ml_collections.ConfigDict,
+               data_config: ml_collections.ConfigDict, split: str, batch_size: int, mesh: jax.sharding.Mesh,
+               seed: int):
+    partitioning.check_batch_size(batch_size, mesh)
+    self.data_config, self.split, self.batch_size, self.mesh = data_config, split, batch_size, mesh
+    objective = objectives.make_objective(pretraining_module(model_config), stage)
+    self.metric = objective.metric
+    padding_aware = model_config.padding_aware
+
+    def errors(params: Any, batch: dict[str, jax.Array], index: jax.Array) -> tuple[jax.Array, jax.Array]:
+      key = jax.random.fold_in(jax.random.key(seed), index)
+      valid = padding_frame_mask(batch.get('lengths'), batch['skeleton'].shape[1]) if padding_aware else None
+      return objective.errors(params, batch['skeleton'], valid, key)
+
+    self._errors = _jit_on_mesh(errors, mesh, num_replicated_after=1)
+
+  def run(self, params: Any) -> dict[str, float]:
+    iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=self.split)
+    gathered = predictions.gather_predictions(lambda batch, index: self._errors(params, batch, index), iterator,
+                                              self.mesh)
+    squared, count = gathered['outputs']
+    return {self.metric: float(np.sum(squared) / max(np.sum(count), 1.0)), 'count': int(len(squared))}
+
+
+class FeatureExtractor:
+  """Frame-pooled T1 features (N, d) and labels (N,) of a split, with the evaluation preprocessing."""
+
+  def __init__(self, model_config: ModelConfig, data_config: ml_collections.ConfigDict, batch_size: int,
+               mesh: jax.sharding.Mesh):
+    partitioning.check_batch_size(batch_size, mesh)
+    self.data_config, self.batch_size, self.mesh = data_config, batch_size, mesh
+    model = T1(model_config)
+
+    def features(params: Any, batch: dict[str, jax.Array]) -> jax.Array:
+      mask = (padding_frame_mask(batch.get('lengths'), batch['skeleton'].shape[1])
+              if model_config.padding_aware else None)
+      return pool_frames(model.apply({'params': params}, batch['skeleton'], frame_mask=mask), mask,
+                         model_config.pooling).astype(jnp.float32)
+
+    self._features = _jit_on_mesh(features, mesh)
+
+  def run(self, t1_params: Any, split: str) -> dict[str, np.ndarray]:
+    iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=split)
+    gathered = predictions.gather_predictions(lambda batch, index: self._features(t1_params, batch), iterator,
+                                              self.mesh)
+    return {'features': gathered['outputs'][0], 'label': gathered['label'], 'index': gathered['index']}
+
+
+class ProbeEvaluator:
+  """Linear-probe and kNN accuracy of a frozen T1: features of the training split -> the evaluation split."""
+
+  def __init__(self, model_config: ModelConfig, data_config: ml_collections.ConfigDict,
+               probe_config: ml_collections.ConfigDict, batch_size: int, mesh: jax.sharding.Mesh):
+    self.data_config, self.probe_config = data_config, probe_config
+    self.extractor = FeatureExtractor(model_config, data_config, batch_size, mesh)
+
+  def run(self, t1_params: Any) -> dict[str, Any]:
+    train = self.extractor.run(t1_params, self.data_config.train_split)
+    test = self.extractor.run(t1_params, self.data_config.eval_split)
+    return representation.evaluate_representation((train['features'], train['label']),
+                                                   (test['features'], test['label']),
+                                                   self.data_config.num_classes, self.probe_config)

@@ -1,0 +1,75 @@
+"""The layout of a training work directory, named in one place.
+
+::
+
+    <workdir>/
+      config.json  metrics.jsonl  tensorboard/  curves.png        resolved config, metrics, curves
+      pretrain/checkpoints/  pretrain/final/                       stage 1: Orbax checkpoints, final model directory
+      finetune/checkpoints/  finetune/best/  finetune/final/       stage 2: ... and the selected model directory
+      results.json  report.md  confusion_matrix.{png,csv}          test evaluation
+      probe.json                                                   --config.mode=probe
+"""
+
+import os
+import pathlib
+
+PRETRAIN = 'pretrain'
+FINETUNE = 'finetune'
+STAGES = (PRETRAIN, FINETUNE)
+
+CONFIG_FILE = 'config.json'
+METRICS_FILE = 'metrics.jsonl'
+RESULTS_FILE = 'results.json'
+PROBE_FILE = 'probe.json'
+
+
+class Workdir:
+  """Paths of one work directory (nothing is created here)."""
+
+  def __init__(self, path: str | os.PathLike):
+    self.path = pathlib.Path(path).absolute()
+
+  def __repr__(self) -> str:
+    return f'Workdir({str(self.path)!r})'
+
+  def stage_dir(self, stage: str) -> pathlib.Path:
+    if stage not in STAGES:
+      raise ValueError(f'unknown stage {stage!r}; expected one of {STAGES}')
+    return self.path / stage
+
+  def checkpoints_dir(self, stage: str) -> pathlib.Path:
+    return self.stage_dir(stage) / 'checkpoints'
+
+  def final_dir(self, stage: str) -> pathlib.Path:
+    """Model directory written when the stage completes."""
+    return self.stage_dir(stage) / 'final'
+
+  def best_dir(self, stage: str) -> pathlib.Path:
+    """Model directory of the best validation epoch (only with select_best != 'last')."""
+    return self.stage_dir(stage) / 'best'
+
+  @property
+  def config_file(self) -> pathlib.Path:
+    return self.path / CONFIG_FILE
+
+  @property
+  def metrics_file(self) -> pathlib.Path:
+    return self.path / METRICS_FILE
+
+  @property
+  def results_file(self) -> pathlib.Path:
+    return self.path / RESULTS_FILE
+
+  @property
+  def probe_file(self) -> pathlib.Path:
+    return self.path / PROBE_FILE
+
+  def model_dirs(self) -> list[pathlib.Path]:
+    """Where a work directory keeps its models, in the order a user pointing at it means them:
+    the selected classifier, the final classifier, the pretrained T1."""
+    return [self.best_dir(FINETUNE), self.final_dir(FINETUNE), self.final_dir(PRETRAIN)]
+
+  def classifier_dirs(self, selection: str = 'last') -> list[pathlib.Path]:
+    """The classifier a finished run reports: best when model selection was on, else final."""
+    dirs = [self.final_dir(FINETUNE)]
+    return dirs if selection == 'last' else [self.best_dir(FINETUNE)] + dirs

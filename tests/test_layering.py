@@ -1,0 +1,122 @@
+"""The package's layers: no module imports from a layer above its own, and no two parts import each other.
+
+A part is a subpackage (``models``, ``train``, ...) or a top-level module (``api``, ``workdir``, ...). Imports inside
+functions count as much as those at the top of a file.
+"""
+
+import ast
+import pathlib
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'cascadeformer_jax'
+
+# Bottom to top. A part may import parts of its own layer or of lower ones.
+LAYERS = (
+    ('models', 'data'),
+    ('partitioning', 'objectives', 'checkpoint_io', 'workdir', 'runtime'),
+    ('convert',),
+    ('model_sources',),
+    ('evaluate',),
+    ('train',),
+    ('configuration', 'config_checks', 'cli', 'experiment', 'api', 'main', 'predict', 'ensemble',
+     'convert.__main__', '__init__'),
+)
+LAYER_OF = {part: level for level, parts in enumerate(LAYERS) for part in parts}
+
+
+def _part(module: str) -> str:
+  """'cascadeformer_jax.train.trainer' -> 'train'; the CLI of convert is a part of its own."""
+  names = module.split('.')[1:]
+  if not names:
+    return '__init__'
+  if names[:2] == ['convert', '__main__']:
+    return 'convert.__main__'
+  return names[0]
+
+
+def _module_name(path: pathlib.Path) -> str:
+  relative = path.relative_to(PACKAGE.parent).with_suffix('')
+  parts = list(relative.parts)
+  if parts[-1] == '__init__' and len(parts) > 1:
+    parts = parts[:-1]
+  return '.'.join(parts)
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+  """Package modules imported by a file (absolute imports only; the package uses no relative ones)."""
+  found = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      found.update(alias.name for alias in node.names if alias.name.startswith('cascadeformer_jax'))
+    elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith('cascadeformer_jax'):
+      assert node.level == 0, f'{path}: relative import'
+      if node.module == 'cascadeformer_jax':  # `from cascadeformer_jax import train` imports the part `train`.
+        found.update(f'{node.module}.{alias.name}' for alias in node.names)
+      else:
+        found.add(node.module)
+  return found
+
+
+def _edges() -> dict[str, set[str]]:
+  edges: dict[str, set[str]] = {}
+  for path in sorted(PACKAGE.rglob('*.py')):
+    module = _module_name(path)
+    for imported in _imports(path):
+      edges.setdefault(module, set()).add(imported)
+  return edges
+
+
+def upward_imports() -> list[str]:
+  problems = []
+  for module, imported in sorted(_edges().items()):
+    source = _part(module)
+    for target in sorted(imported):
+      target_part = _part(target)
+      for part in (source, target_part):
+        if part not in LAYER_OF:
+          problems.append(f'{part} (imported by or importing {module}) is in no layer of tests/test_layering.py')
+      if source in LAYER_OF and target_part in LAYER_OF and LAYER_OF[target_part] > LAYER_OF[source]:
+        problems.append(f'{module} (layer {LAYER_OF[source]}) imports {target} (layer {LAYER_OF[target_part]})')
+  return sorted(set(problems))
+
+
+def part_cycles() -> list[list[str]]:
+  """Strongly connected sets of more than one part in the part-level import graph."""
+  graph: dict[str, set[str]] = {}
+  for module, imported in _edges().items():
+    source = _part(module)
+    graph.setdefault(source, set()).update(_part(t) for t in imported if _part(t) != source)
+  index, low, stack, on_stack, components = {}, {}, [], set(), []
+
+  def visit(node: str) -> None:
+    index[node] = low[node] = len(index)
+    stack.append(node)
+    on_stack.add(node)
+    for nxt in sorted(graph.get(node, ())):
+      if nxt not in index:
+        visit(nxt)
+        low[node] = min(low[node], low[nxt])
+      elif nxt in on_stack:
+        low[node] = min(low[node], index[nxt])
+    if low[node] == index[node]:
+      component = []
+      while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        component.append(member)
+        if member == node:
+          break
+      if len(component) > 1:
+        components.append(sorted(component))
+
+  for node in sorted(graph):
+    if node not in index:
+      visit(node)
+  return components
+
+
+def test_no_import_goes_up_a_layer():
+  assert upward_imports() == []
+
+
+def test_no_import_cycles_between_parts():
+  assert part_cycles() == []
