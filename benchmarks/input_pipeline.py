@@ -141,7 +141,8 @@ def main() -> None:
       else:
         extra = '– | – | –'
       resolved_workers, resolved_threads, _ = data_config_lib.input_parallelism(
-          _with(data.default_data_config(dataset), num_workers=workers, num_threads=args.threads))
+          _with(data.default_data_config(dataset), num_workers=workers, num_threads=args.threads),
+          batch_size=batch)
       print(f'| {dataset} | {batch} | {resolved_workers} | {resolved_threads} | {startup:.1f} | '
             f'{clips_per_s:.0f} | {cpu_us:.0f} | {fastest_step:.1f} | {extra} |', flush=True)
 

@@ -139,30 +139,36 @@ def model_input_shape(data_config: ml_collections.ConfigDict) -> tuple[int, int,
   return int(num_frames), int(data_config.num_joints), channels
 
 
-# Automatic worker processes only pay off for passes of at least this many examples (start-up: seconds each).
+# Automatic worker processes only pay off for passes of at least this many examples (start-up: seconds each)
+# and for local batches of at least this many clips (the hand-off costs the main process about a millisecond of
+# CPU per batch, as much as preprocessing a few clips itself).
 MIN_EXAMPLES_FOR_WORKERS = 2048
+MIN_BATCH_FOR_WORKERS = 16
 
 
 def input_parallelism(data_config: ml_collections.ConfigDict, num_workers: int | None = None,
-                      num_examples: int | None = None) -> tuple[int, int, int]:
+                      num_examples: int | None = None, batch_size: int | None = None) -> tuple[int, int, int]:
   """(worker processes, background threads, batches kept ready) of the input pipeline; −1 fields resolved.
 
   Automatic choices scale with the host: one background thread prepares batches while the caller runs the
   step (the preprocessing is vectorised per batch), and hosts with more cores add worker processes, one per two
-  cores beyond the first four, at most 8, for passes of at least `MIN_EXAMPLES_FOR_WORKERS` examples. A worker
-  process costs seconds to start and a hand-off per batch, which on small hosts and short passes costs more than
-  it gives (`benchmarks/README.md`, input pipeline).
+  cores beyond the first four, at most 8, for passes of at least `MIN_EXAMPLES_FOR_WORKERS` examples in local
+  batches of at least `MIN_BATCH_FOR_WORKERS`. A worker process costs seconds to start and a hand-off per batch,
+  which on small hosts, short passes and small batches costs more than it gives (`benchmarks/README.md`, input
+  pipeline).
 
   Args:
     data_config: the data settings.
     num_workers: overrides `data_config.num_workers` when given.
     num_examples: examples per pass of the pipeline being built (None: not known).
+    batch_size: its process-local batch size (None: not known).
   """
   workers = data_config.num_workers if num_workers is None else num_workers
   if workers < 0:
     cores = os.cpu_count() or 1
     workers = min(8, max(0, (cores - 4) // 2))
-    if num_examples is not None and num_examples < MIN_EXAMPLES_FOR_WORKERS:
+    if ((num_examples is not None and num_examples < MIN_EXAMPLES_FOR_WORKERS) or
+        (batch_size is not None and batch_size < MIN_BATCH_FOR_WORKERS)):
       workers = 0
   threads = data_config.num_threads
   if threads < 0:

@@ -469,7 +469,8 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
                        process_index=process_index, local_batch_size=local_batch, where=where,
                        rng_mode=rng_mode, seed=element_seed, lengths=lengths,
                        fixed_frames=fixed_frames, pad_multiple=pad_multiple, cycle=not train)
-  num_workers, num_threads, prefetch = config_lib.input_parallelism(data_config, num_workers, num_virtual)
+  num_workers, num_threads, prefetch = config_lib.input_parallelism(data_config, num_workers, num_virtual,
+                                                                     local_batch)
   total = None if train else plan.num_batches
   read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
 

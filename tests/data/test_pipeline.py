@@ -499,6 +499,8 @@ def test_automatic_parallelism_scales_with_the_host(monkeypatch):
     assert data.config.input_parallelism(cfg) == (workers, 1, 2)
     assert data.config.input_parallelism(cfg, num_examples=100_000) == (workers, 1, 2)
     assert data.config.input_parallelism(cfg, num_examples=500) == (0, 1, 2)  # start-up would not pay off
+    assert data.config.input_parallelism(cfg, batch_size=4) == (0, 1, 2)  # nor would the hand-off
+    assert data.config.input_parallelism(cfg, num_examples=40_000, batch_size=64) == (workers, 1, 2)
   assert data.config.input_parallelism(_config('ntu60_xsub', num_workers=3, num_threads=0)) == (3, 0, 0)
   assert data.config.input_parallelism(cfg, num_workers=0)[0] == 0
   with pytest.raises(ValueError, match='num_threads=-2'):
