@@ -107,6 +107,27 @@ def model_config(config: Any) -> ModelConfig:
   return model_config_for_objective(objective, ModelConfig.from_dict(config))
 
 
+def resolve_dataset(config: ml_collections.ConfigDict, announce: bool = True) -> None:
+  """Prepares a folder dataset (`config.data.folder`): builds it on first use (or when the folder changed), fills
+  config.data from its metadata (classes, joints, coordinates, layout) and sets the model's num_joints, coords and
+  num_classes to match. A no-op for the built-in datasets.
+  """
+  from cascadeformer_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.data import sources  # pylint: disable=g-import-not-at-top
+
+  if config.data.layout != 'generic':
+    return
+  if not config.data.folder and not config.data.tfds_config:
+    raise ValueError('a folder dataset needs --config.data.folder=<folder with dataset.json, labels.csv and the '
+                     'clips>')
+  sources.ensure_built(config.data, announce=announce)
+  sources.resolve_folder(config.data)
+  _, joints, channels = data_lib.model_input_shape(config.data)
+  config.model.num_joints = joints
+  config.model.coords = channels
+  config.model.num_classes = config.data.num_classes
+
+
 def quiet_logs() -> None:
   """Silences absl/Orbax INFO chatter and known-harmless warnings for command-line tools."""
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top

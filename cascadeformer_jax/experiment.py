@@ -141,6 +141,7 @@ def prepare_workdir(config: ml_collections.ConfigDict) -> workdir_lib.Workdir:
 
 def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """Runs ``config.mode`` and returns a summary ({'workdir', 'seconds'} plus 'test' or 'probe' results)."""
+  configuration.resolve_dataset(config)  # folder datasets: build on first use, read joints and classes
   model_config = configuration.model_config(config)
   check_config(config, model_config)
   sources.ensure_built(config.data)

@@ -32,6 +32,8 @@ def main(argv):
   with config.unlocked():
     if not config.workdir:
       config_name = pathlib.Path(flags.FLAGS['config'].config_filename).stem
+      if config.data.get('folder'):  # one work directory per folder dataset
+        config_name += '_' + os.path.basename(os.path.normpath(config.data.folder))
       config.workdir = os.path.join('workdirs', config_name)
   distributed = config.distributed
   partitioning.maybe_initialize_distributed(distributed.coordinator_address, distributed.num_processes,

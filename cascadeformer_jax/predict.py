@@ -5,10 +5,19 @@ r"""Classifies a user's own skeleton sequences with a trained or converted Casca
         [--bank=train_features.npz]
 
 Input: a clip in the dataset's stored layout, (T, J, C) — for NTU-style datasets also (T, 2, J, C) with the
-second actor slot (a (T, J, C) clip fills slot 0) — as .npy (one clip, or a stack (N, T, ...) of equal-length
-clips), .npz (one clip per array), or .json (a nested list for one clip, or {"clips": [clip, ...]}). Clips get
-the dataset's evaluation preprocessing (e.g. N-UCLA centring, min-max and 64 frames; NTU crop, resize and person
-selection).
+second actor slot (a (T, J, C) clip fills slot 0), for folder datasets (T, M, J, C) with M <= max_persons — as
+.npy (one clip, or a stack (N, T, ...) of equal-length clips), .npz (one clip per array), or .json (a nested list
+for one clip, or {"clips": [clip, ...]}). Clips get the dataset's evaluation preprocessing (e.g. N-UCLA centring,
+min-max and 64 frames; NTU crop, resize and person selection; a folder's generic preprocessing).
+
+Clips in another joint layout are mapped to the dataset's with `--layout` (ntu25, nucla20, penn13, coco17,
+mediapipe33, openpose25, h36m17, or an explicit {"joints": [...], "parents": [...]} as JSON) and optionally
+`--mapping` (a mapping name such as original_partition_order, or a JSON object {target joint: source joint(s)});
+see cascadeformer_jax/data/layouts.py for how missing joints are approximated. E.g. COCO-17 clips with an NTU
+model, or a folder dataset (`--config=configs/custom.py --config.data.folder=my_dataset`):
+
+    python -m cascadeformer_jax.predict --config=configs/custom.py --config.data.folder=my_dataset \
+        --init_from=workdirs/custom_my_dataset --input=clip.npy --layout=openpose25
 
 A bank of training embeddings for the kNN and Mahalanobis anomaly scores is made by running over a split:
 
@@ -34,7 +43,21 @@ _BANK = flags.DEFINE_string('bank', None, 'A --features_output file of training 
                             'Mahalanobis anomaly scores.')
 _KNN = flags.DEFINE_integer('knn', 1, 'k of the kNN distance.')
 _ANOMALY = flags.DEFINE_bool('anomaly_scores', False, 'Add the four anomaly scores per clip.')
+_LAYOUT = flags.DEFINE_string('layout', None, "Joint layout of the --input clips when it is not the dataset's: a "
+                              'name or an explicit layout as JSON.')
+_MAPPING = flags.DEFINE_string('mapping', None, 'With --layout: a mapping name (original_partition_order) or a JSON '
+                               'object {target joint: source joint(s)}.')
 flags.mark_flags_as_required(['config', 'init_from'])
+
+
+def _parse_json_or_name(flag: str, value: str | None):
+  """A name, or a JSON object when the value starts with '{'."""
+  if value is None or not value.lstrip().startswith('{'):
+    return value
+  try:
+    return json.loads(value)
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{flag}: invalid JSON ({e})') from None
 
 
 def main(argv):
@@ -47,10 +70,15 @@ def main(argv):
   if (_INPUT.value is None) == (_SPLIT.value is None):
     print('error: pass exactly one of --input and --split', file=sys.stderr)
     return 2
+  if (_LAYOUT.value is not None or _MAPPING.value is not None) and _INPUT.value is None:
+    print('error: --layout and --mapping apply to --input clips', file=sys.stderr)
+    return 2
   try:
+    layout, mapping = _parse_json_or_name('--layout', _LAYOUT.value), _parse_json_or_name('--mapping', _MAPPING.value)
+    configuration.resolve_dataset(_CONFIG.value)  # folder datasets: joints, classes and layout from the folder
     predictor = inference.Predictor.load(_CONFIG.value, configuration.model_config(_CONFIG.value), _INIT_FROM.value)
     if _INPUT.value is not None:
-      names, clips = inference.read_clips(_INPUT.value, predictor.data_config)
+      names, clips = inference.read_clips(_INPUT.value, predictor.data_config, layout, mapping)
       outputs = predictor.predict_raw(clips, names)
     else:
       outputs = predictor.predict_split(_SPLIT.value)

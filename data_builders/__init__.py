@@ -1,7 +1,9 @@
 """TFDS dataset builders of cascadeformer-jax (array_record files, no TensorFlow needed).
 
-Builders (name -> class in `BUILDERS`): `penn_action`, `n_ucla`, `ntu_rgbd60` (configs `xsub`, `xview`) and
-`synthetic_actions` (configs `default`, `tiny`; the project's default dataset, needs no download).
+Builders (name -> class in `BUILDERS`): `penn_action`, `n_ucla`, `ntu_rgbd60` (configs `xsub`, `xview`),
+`synthetic_actions` (configs `default`, `tiny`; the project's default dataset, needs no download) and
+`skeleton_folder` (a user's folder of clips in any joint layout; one config per folder, named after its
+dataset.json, e.g. `--config=my_dataset` when reading).
 
 Build:  python -m data_builders.build <name> [--config=...] --manual_dir=RAW --data_dir=DATA
         or `build_dataset(name, data_dir, manual_dir=..., config=...)` from Python.
@@ -21,6 +23,7 @@ from data_builders import _common
 from data_builders import n_ucla
 from data_builders import ntu_rgbd60
 from data_builders import penn_action
+from data_builders import skeleton_folder
 from data_builders import synthetic_actions
 from data_builders._common import DatasetFormatError
 from data_builders._common import DatasetNotBuiltError
@@ -30,12 +33,13 @@ BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     'n_ucla': n_ucla.NUcla,
     'ntu_rgbd60': ntu_rgbd60.NtuRgbd60,
     'synthetic_actions': synthetic_actions.SyntheticActions,
+    'skeleton_folder': skeleton_folder.SkeletonFolder,
 }
 FILE_FORMAT = 'array_record'
 
 __all__ = [
     'BUILDERS', 'DatasetFormatError', 'DatasetNotBuiltError', 'build_command', 'build_dataset', 'get_builder',
-    'load_data_source', 'n_ucla', 'ntu_rgbd60', 'penn_action', 'synthetic_actions',
+    'load_data_source', 'n_ucla', 'ntu_rgbd60', 'penn_action', 'skeleton_folder', 'synthetic_actions',
 ]
 
 
@@ -59,6 +63,8 @@ def get_builder(name: str, data_dir: epath.PathLike, config: str | tfds.core.Bui
   builder_class = _builder_class(name)
   if config is None and builder_class.BUILDER_CONFIGS:
     config = builder_class.BUILDER_CONFIGS[0].name
+  if hasattr(builder_class, 'config_for') and not isinstance(config, tfds.core.BuilderConfig):
+    config = builder_class.config_for(name=config)  # folder datasets: a config per folder, read back by name
   return builder_class(data_dir=str(data_dir), config=config, file_format=FILE_FORMAT, **builder_kwargs)
 
 
@@ -67,7 +73,7 @@ def build_command(name: str, data_dir: epath.PathLike | None = None,
   """The shell command that builds a dataset."""
   parts = ['python -m data_builders.build', name]
   config_name = _config_name(config)
-  if config_name:
+  if config_name and not hasattr(_builder_class(name), 'config_for'):
     parts.append(f'--config={config_name}')
   if _builder_class(name).MANUAL_DOWNLOAD_INSTRUCTIONS:
     parts.append('--manual_dir=<folder with the raw files>')
@@ -112,6 +118,8 @@ def build_dataset(name: str, data_dir: epath.PathLike, manual_dir: epath.PathLik
       problem = 'is empty' if manual_path.is_dir() else 'does not exist or is not a folder'
       raise DatasetFormatError(f'{name}: manual_dir {manual_path} {problem}.\n'
                                f'{builder_class.MANUAL_DOWNLOAD_INSTRUCTIONS}')
+    if hasattr(builder_class, 'config_for') and not isinstance(config, tfds.core.BuilderConfig):
+      config = builder_class.config_for(name=config, manual_dir=manual_path)
   handler = None
   previous_propagate = _common.logger.propagate
   if verbose and not _common.logger.handlers and not logging.getLogger().handlers:

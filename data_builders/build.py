@@ -4,7 +4,8 @@
       [--source=auto|raw|npz] [--overwrite] [--quiet]
 
 <name>: penn_action, n_ucla, ntu_rgbd60 (--config=xsub|xview), synthetic_actions (--config=default|tiny; no
---manual_dir). Progress goes to stderr; the last lines give the dataset folder, split sizes, time and size on disk.
+--manual_dir), skeleton_folder (--manual_dir=your folder of clips; named after its dataset.json). Progress goes to
+stderr; the last lines give the dataset folder, split sizes, time and size on disk.
 """
 
 import argparse

@@ -1,10 +1,12 @@
 """Input pipelines: per-dataset transforms (`transforms`), example checks (`examples`), grain batching."""
 
 from cascadeformer_jax.data.config import DATASETS
+from cascadeformer_jax.data.config import FOLDER
 from cascadeformer_jax.data.config import default_data_config
 from cascadeformer_jax.data.config import joint_parents
 from cascadeformer_jax.data.config import model_input_shape
 from cascadeformer_jax.data.config import resolve_data_dir
+from cascadeformer_jax.data.config import stored_layout
 from cascadeformer_jax.data.config import validate_data_config
 from cascadeformer_jax.data.examples import BadExampleError
 from cascadeformer_jax.data.examples import process_example

@@ -8,9 +8,17 @@ import ml_collections
 from ml_collections import config_dict
 import numpy as np
 
+from cascadeformer_jax.data import generic
+from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import transforms
 
+# Built-in datasets; FOLDER is any user folder of clips (`data.folder`, data_builders.skeleton_folder).
 DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'synthetic_actions')
+FOLDER = 'folder'
+LAYOUT_FAMILIES = ('penn', 'nucla', 'ntu', 'generic')
+# The named joint layout in which each built-in family stores its clips (N-UCLA: native order, before the
+# partition reorder of its pipeline).
+STORED_LAYOUTS = {'penn': 'penn13', 'nucla': 'nucla20', 'ntu': 'ntu25'}
 
 # N-UCLA augmentation settings of the published runs (docs/original_code.md: training recipes, quirk Q12).
 _NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0.3)}
@@ -20,12 +28,13 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
   """Data settings with the original code's values as defaults.
 
   Fields common to all datasets:
-    name: one of `DATASETS`.
+    name: one of `DATASETS`, or for a folder dataset its dataset.json name (once resolved).
     tfds_name, tfds_config: TFDS builder and config ('' = none) passed to
       `data_builders.load_data_source`.
     data_dir: TFDS data directory ('' = the TFDS default).
     train_split, eval_split: TFDS split names.
-    layout: 'penn', 'nucla' or 'ntu' — which preprocessing family applies (synthetic_actions uses 'ntu').
+    layout: 'penn', 'nucla', 'ntu' or 'generic' — which preprocessing family applies (synthetic_actions uses
+      'ntu', folder datasets 'generic').
     num_classes, num_joints, num_coords: K, J, C of the stored skeletons.
     num_frames: T fed to the model (None for Penn: native length, padded per batch).
     max_frames: Penn only — the longest clip (663); padding length of `penn.padding='fixed'` and T of
@@ -58,13 +67,24 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
       pad_multiple (round the padded length up to a multiple, bounding recompiles), bucket_by_length,
       bucket_window (global batches per sorting window when bucketing).
 
+  Folder datasets (`dataset='folder'`, see data_builders.skeleton_folder and `sources.resolve_folder`):
+    folder: the user's folder (dataset.json, labels.csv, clips); built on first use into `data_dir`
+      (`data_builders.skeleton_folder`, rebuilt when the folder changed). '' with `tfds_config` = the name of an
+      already built folder dataset reads that one.
+    Filled from the folder's metadata when a run starts: tfds_config and name (dataset.json's name), num_classes,
+      num_joints, num_coords, max_persons, joint_layout (layout name), joint_names, parents, centre_indices.
+    generic: the preprocessing of `generic.py`: person_selection, centre_joints (joint names; () = the
+      layout's centre), centre_mode, scale, temporal ('resample' to num_frames or 'pad' with frame lengths),
+      crop_interval, rotation_max_deg, scale_range (augmentation, training only).
+
   Args:
-    dataset: one of `DATASETS`.
+    dataset: one of `DATASETS` or `FOLDER`.
     variant: '1.0', '1.1' or '1.2' selects the N-UCLA repeat / drop probability of that published run
       (30/0.1, 10/0.1, 25/0.3); other datasets do not depend on it.
   """
-  if dataset not in DATASETS:
-    raise ValueError(f'unknown dataset {dataset!r}; expected one of {DATASETS}')
+  if dataset not in DATASETS + (FOLDER,):
+    raise ValueError(f'unknown dataset {dataset!r}; expected one of {DATASETS} or {FOLDER!r} (a folder of your '
+                     'own clips: data.folder)')
   cfg = ml_collections.ConfigDict()
   cfg.name = dataset
   cfg.data_dir = ''
@@ -83,7 +103,18 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
   cfg.prefetch_buffer_size = -1
   cfg.max_frames = 0
 
-  if dataset == 'penn_action':
+  if dataset == FOLDER:
+    cfg.tfds_name, cfg.tfds_config, cfg.layout = 'skeleton_folder', '', 'generic'
+    cfg.folder = ''
+    cfg.num_classes, cfg.num_joints, cfg.num_coords, cfg.max_persons = 0, 0, 0, 0
+    cfg.joint_layout = ''
+    cfg.joint_names = ()
+    cfg.parents = ()
+    cfg.centre_indices = ()
+    cfg.num_frames = 32
+    cfg.augment = True
+    cfg.generic = ml_collections.ConfigDict(dict(generic.DEFAULT_SETTINGS))
+  elif dataset == 'penn_action':
     cfg.tfds_name, cfg.tfds_config, cfg.layout = 'penn_action', '', 'penn'
     cfg.num_classes, cfg.num_joints, cfg.num_coords = 15, 13, 2
     cfg.num_frames = config_dict.placeholder(int)
@@ -181,6 +212,8 @@ def input_parallelism(data_config: ml_collections.ConfigDict, num_workers: int |
 
 def joint_parents(data_config: ml_collections.ConfigDict) -> np.ndarray:
   """(J,) parent of every joint in the order the model sees (after the N-UCLA partition reorder)."""
+  if data_config.layout == 'generic':
+    return np.asarray(data_config.parents, dtype=np.int64)
   if data_config.layout == 'penn':
     return transforms.PENN_PARENTS
   if data_config.layout == 'ntu':
@@ -190,13 +223,23 @@ def joint_parents(data_config: ml_collections.ConfigDict) -> np.ndarray:
   return np.array([position[int(transforms.NUCLA_PARENTS[native])] for native in order], dtype=np.int64)
 
 
+def stored_layout(data_config: ml_collections.ConfigDict) -> layouts.Layout:
+  """The joint layout of the stored clips (before any reordering by the pipeline)."""
+  if data_config.layout == 'generic':
+    if not data_config.joint_names:
+      raise ValueError('data config: the folder dataset is not resolved yet (no joint names)')
+    return layouts.Layout(data_config.joint_layout or 'custom', tuple(data_config.joint_names),
+                          tuple(int(p) for p in data_config.parents), tuple(data_config.centre_indices))
+  return layouts.get_layout(STORED_LAYOUTS[data_config.layout])
+
+
 def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the field when a setting is out of its allowed set."""
   def check(field, value, allowed):
     if value not in allowed:
       raise ValueError(f'data config: {field}={value!r} is not one of {tuple(allowed)}')
 
-  check('layout', data_config.layout, ('penn', 'nucla', 'ntu'))
+  check('layout', data_config.layout, LAYOUT_FAMILIES)
   check('representation', data_config.representation, transforms.REPRESENTATIONS)
   check('bad_values', data_config.bad_values, ('error', 'zero'))
   if not 0 <= data_config.holdout_fraction < 1:
@@ -220,6 +263,14 @@ def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
     if not 0 < low <= high <= 1:
       raise ValueError(f'data config: ntu.crop_interval={data_config.ntu.crop_interval} must satisfy '
                        '0 < low <= high <= 1')
+  elif data_config.layout == 'generic':
+    if not data_config.folder and not data_config.tfds_config:
+      raise ValueError('data config: a folder dataset needs data.folder (the folder with dataset.json, labels.csv '
+                       'and the clips), e.g. --config.data.folder=my_dataset')
+    generic.validate_settings(data_config.generic.to_dict(), data_config.joint_names or None)
+    if not data_config.num_joints:
+      raise ValueError('data config: the folder dataset is not resolved yet (num_joints is 0); '
+                       'sources.resolve_folder fills it from the folder')
   else:
     if data_config.nucla.repeat < 1:
       raise ValueError('data config: nucla.repeat must be >= 1')

@@ -4,8 +4,9 @@ A stored example is the dict a TFDS data source yields (the feature contract of 
 `data_builders/`): `skeleton` plus `label` and, for Penn Action, `visibility` and `image_size`.
 `process_example` returns
   skeleton: float32 (T, J, C') — person selected, joints in model order, representation applied;
-  label: int32 (); length: int32 () real frames (Penn) or T; nonfinite_count: int32 () coordinates that
-  were NaN/inf and set to 0 (only with `bad_values='zero'`; with 'error' they raise).
+  label: int32 (); length: int32 () real frames (Penn, folder datasets with temporal 'pad') or T;
+  nonfinite_count: int32 () coordinates that were NaN/inf and set to 0 (only with `bad_values='zero'`; with
+  'error' they raise).
 
 Settings are the plain dict `data_config.to_dict()` so that worker processes can pickle them.
 """
@@ -16,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from cascadeformer_jax.data import generic
 from cascadeformer_jax.data import transforms
 
 _NAME_KEYS = ('sample_name', 'video_id')
@@ -213,7 +215,16 @@ def _process_ntu(raws, settings, rngs, train, wheres):
   return out, [num_frames] * len(raws), counts
 
 
-_PROCESSORS = {'penn': _process_penn, 'nucla': _process_nucla, 'ntu': _process_ntu}
+def _process_generic(raw, settings, rng, train, where):
+  skeleton = _skeleton(raw, (settings['max_persons'], settings['num_joints'], settings['num_coords']), where)
+  skeleton, count = _check_finite(skeleton, settings['bad_values'], where)
+  x, length = generic.process_clip(skeleton, settings['generic'], np.asarray(settings['parents']),
+                                   settings['centre_indices'], settings['num_frames'], rng, train,
+                                   augment=settings['augment'])
+  return x, length, count
+
+
+_PROCESSORS = {'penn': _process_penn, 'nucla': _process_nucla, 'ntu': _process_ntu, 'generic': _process_generic}
 
 
 def process_examples(raws: Sequence[Mapping[str, Any]], settings: Mapping[str, Any], parents: np.ndarray,

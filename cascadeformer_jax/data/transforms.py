@@ -15,23 +15,22 @@ import math
 
 import numpy as np
 
+from cascadeformer_jax.data import layouts
+
 # --- Joint orders and skeleton trees --------------------------------------------------------------
 
 # N-UCLA: model joint k = native Kinect v1 joint NUCLA_PARTITION_ORDER[k] (SkateFormer partition order:
 # right arm, left arm, right leg, left leg, torso).
-NUCLA_PARTITION_ORDER = np.array(
-    [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 1, 2, 0, 3], dtype=np.int64)
+NUCLA_PARTITION_ORDER = np.array(layouts.NUCLA_PARTITION_ORDER, dtype=np.int64)
 
-# Parent of every joint in native order (the root is its own parent, so its bone is zero).
+# Parent of every joint in native order (the root is its own parent, so its bone is zero); the trees of the named
+# layouts `penn13`, `nucla20` and `ntu25` (see layouts.py).
 # Penn Action has no torso joint; shoulders hang from the head and hips from the shoulders.
-PENN_PARENTS = np.array([0, 0, 0, 1, 2, 3, 4, 1, 2, 7, 8, 9, 10], dtype=np.int64)
+PENN_PARENTS = layouts.LAYOUTS['penn13'].parents_array
 # N-UCLA feeders' bone pairs (docs/datasets.md, N-UCLA joints and classes), 0-based; shoulder_center (2) is the root.
-NUCLA_PARENTS = np.array(
-    [1, 2, 2, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18], dtype=np.int64)
+NUCLA_PARENTS = layouts.LAYOUTS['nucla20'].parents_array
 # CTR-GCN's NTU pairs, 0-based; spine_shoulder (20) is the root.
-NTU_PARENTS = np.array(
-    [1, 20, 20, 2, 20, 4, 5, 6, 20, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18, 20, 22, 7, 24, 11],
-    dtype=np.int64)
+NTU_PARENTS = layouts.LAYOUTS['ntu25'].parents_array
 
 REPRESENTATIONS = ('joint', 'bone', 'joint_bone', 'bone_param', 'motion', 'joint_motion')
 

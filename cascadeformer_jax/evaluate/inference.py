@@ -14,6 +14,7 @@ from cascadeformer_jax import data as data_lib
 from cascadeformer_jax import model_sources
 from cascadeformer_jax import partitioning
 from cascadeformer_jax.data import examples
+from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.evaluate import anomaly
 from cascadeformer_jax.evaluate import evaluators
@@ -21,44 +22,78 @@ from cascadeformer_jax.evaluate.forward import ClassifierForward
 from cascadeformer_jax.models import ModelConfig
 
 
-def _stored_shape(data_config: ml_collections.ConfigDict) -> tuple[int, ...]:
-  """Trailing shape of one frame as stored: (J, C), or (2, J, C) for NTU-style datasets."""
-  frame = (data_config.num_joints, data_config.num_coords)
-  return (2,) + frame if data_config.layout == 'ntu' else frame
+def _persons(data_config: ml_collections.ConfigDict) -> int:
+  """Person slots of the stored clips: 2 for NTU-style datasets, max_persons for folders, else 0 (no axis)."""
+  if data_config.layout == 'ntu':
+    return 2
+  if data_config.layout == 'generic':
+    return int(data_config.max_persons)
+  return 0
 
 
-def _as_clip(array: Any, data_config: ml_collections.ConfigDict, name: str) -> np.ndarray:
+def _stored_shape(data_config: ml_collections.ConfigDict, num_joints: int | None = None) -> tuple[int, ...]:
+  """Trailing shape of one frame: (J, C), or (M, J, C) with person slots; `num_joints` = the input layout's J."""
+  frame = (data_config.num_joints if num_joints is None else num_joints, data_config.num_coords)
+  persons = _persons(data_config)
+  return (persons,) + frame if persons else frame
+
+
+def _as_clip(array: Any, data_config: ml_collections.ConfigDict, name: str,
+             source_layout: layouts.Layout | None = None, mapping: Any = None) -> np.ndarray:
+  """One input clip in the dataset's stored shape: mapped from `source_layout` when given, person slots filled."""
   try:
     clip = np.asarray(array, dtype=np.float32)
   except (TypeError, ValueError) as e:
     raise ValueError(f'{name}: not a numeric array ({e})') from None
+  target = data_lib.stored_layout(data_config)
+  if source_layout is not None and source_layout.joints != target.joints:
+    if clip.ndim not in (3, 4) or clip.shape[-2] != source_layout.num_joints:
+      raise ValueError(f'{name}: clip of shape {clip.shape} does not have the {source_layout.num_joints} joints of '
+                       f'layout {source_layout.name!r} on axis -2')
+    clip = layouts.convert(clip, source_layout, target, mapping=mapping)
+  persons = _persons(data_config)
   stored = _stored_shape(data_config)
-  frame = stored[-2:]
-  if data_config.layout == 'ntu' and clip.ndim == 3 and clip.shape[1:] == frame:
-    clip = np.concatenate([clip[:, None], np.zeros_like(clip)[:, None]], axis=1)  # Second actor slot empty.
+  if persons and clip.ndim == 3 and clip.shape[1:] == stored[-2:]:
+    clip = clip[:, None]  # one person
+  if persons and clip.ndim == 4 and clip.shape[2:] == stored[-2:] and 0 < clip.shape[1] < persons:
+    clip = np.concatenate([clip, np.zeros((clip.shape[0], persons - clip.shape[1]) + clip.shape[2:], clip.dtype)],
+                          axis=1)  # empty person slots
   if clip.ndim != 1 + len(stored) or clip.shape[1:] != stored:
-    layout = '(T, J, C) or (T, 2, J, C)' if data_config.layout == 'ntu' else '(T, J, C)'
+    layout = f'(T, J, C) or (T, {persons}, J, C)' if persons else '(T, J, C)'
     raise ValueError(f'{name}: clip of shape {clip.shape}, expected {layout} with J = {data_config.num_joints} '
-                     f'joints and C = {data_config.num_coords} coordinates for {data_config.name}')
+                     f'joints ({target.name} layout; other layouts: --layout) and C = {data_config.num_coords} '
+                     f'coordinates for {data_config.name}')
   if clip.shape[0] == 0:
     raise ValueError(f'{name}: empty clip (0 frames)')
   return clip
 
 
-def read_clips(path: str, data_config: ml_collections.ConfigDict) -> tuple[list[str], list[np.ndarray]]:
-  """Reads clips from .npy / .npz / .json (see cascadeformer_jax.predict) and checks their shapes."""
+def read_clips(path: str, data_config: ml_collections.ConfigDict, layout: Any = None,
+               mapping: Any = None) -> tuple[list[str], list[np.ndarray]]:
+  """Reads clips from .npy / .npz / .json (see cascadeformer_jax.predict) and checks their shapes.
+
+  Args:
+    path: the input file.
+    data_config: the dataset's data config (its stored layout and shape).
+    layout: the joint layout of the clips when it is not the dataset's (a name or an explicit layout); they are
+      mapped with `layouts.convert`.
+    mapping: `layouts.convert`'s mapping (e.g. 'original_partition_order', or {target joint: source joint(s)}).
+  """
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f'{path}: no such input file')
+  source_layout = layouts.get_layout(layout) if layout else None
+  joints = source_layout.num_joints if source_layout is not None else None
   suffix = path.suffix.lower()
-  ndim = 1 + len(_stored_shape(data_config))
+  stored = _stored_shape(data_config, joints)
+  ndim = 1 + len(stored)
   if suffix == '.npy':
     try:
       array = np.load(path, allow_pickle=False)
     except ValueError as e:
       raise ValueError(f'{path}: cannot read ({e})') from None
-    stacked = array.ndim == ndim + 1 or (data_config.layout == 'ntu' and array.ndim == ndim and
-                                         array.shape[1:] != _stored_shape(data_config))
+    stacked = array.ndim == ndim + 1 or (_persons(data_config) and array.ndim == ndim and
+                                         array.shape[1:] != stored)
     items = [(f'{path.name}[{i}]', a) for i, a in enumerate(array)] if stacked else [(path.name, array)]
   elif suffix == '.npz':
     try:
@@ -81,7 +116,7 @@ def read_clips(path: str, data_config: ml_collections.ConfigDict) -> tuple[list[
     raise ValueError(f'{path}: unsupported input type {suffix!r} (use .npy, .npz or .json)')
   if not items:
     raise ValueError(f'{path}: no clips')
-  return [name for name, _ in items], [_as_clip(a, data_config, name) for name, a in items]
+  return [name for name, _ in items], [_as_clip(a, data_config, name, source_layout, mapping) for name, a in items]
 
 
 @dataclasses.dataclass

@@ -14,10 +14,11 @@ from tests.data_builders import fixtures
 
 
 def test_registry_names_and_imports():
-  from data_builders import n_ucla, ntu_rgbd60, penn_action, synthetic_actions  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from data_builders import n_ucla, ntu_rgbd60, penn_action, skeleton_folder, synthetic_actions
   assert data_builders.BUILDERS == {
       'penn_action': penn_action.PennAction, 'n_ucla': n_ucla.NUcla, 'ntu_rgbd60': ntu_rgbd60.NtuRgbd60,
-      'synthetic_actions': synthetic_actions.SyntheticActions}
+      'synthetic_actions': synthetic_actions.SyntheticActions, 'skeleton_folder': skeleton_folder.SkeletonFolder}
   for name, builder_class in data_builders.BUILDERS.items():
     assert builder_class.name == name
   assert [c.name for c in ntu_rgbd60.NtuRgbd60.BUILDER_CONFIGS] == ['xsub', 'xview']
