@@ -215,13 +215,18 @@ def _process_ntu(raws, settings, rngs, train, wheres):
   return out, [num_frames] * len(raws), counts
 
 
-def _process_generic(raw, settings, rng, train, where):
-  skeleton = _skeleton(raw, (settings['max_persons'], settings['num_joints'], settings['num_coords']), where)
-  skeleton, count = _check_finite(skeleton, settings['bad_values'], where)
-  x, length = generic.process_clip(skeleton, settings['generic'], np.asarray(settings['parents']),
-                                   settings['centre_indices'], settings['num_frames'], rng, train,
-                                   augment=settings['augment'])
-  return x, length, count
+def _process_generic(raws, settings, rngs, train, wheres):
+  clips, lengths, counts = [], [], []
+  for raw, rng, where in zip(raws, rngs, wheres):
+    skeleton = _skeleton(raw, (settings['max_persons'], settings['num_joints'], settings['num_coords']), where)
+    skeleton, count = _check_finite(skeleton, settings['bad_values'], where)
+    x, length = generic.process_clip(skeleton, settings['generic'], np.asarray(settings['parents']),
+                                     settings['centre_indices'], settings['num_frames'], rng, train,
+                                     augment=settings['augment'])
+    clips.append(x)
+    lengths.append(length)
+    counts.append(count)
+  return np.stack(clips), lengths, counts
 
 
 _PROCESSORS = {'penn': _process_penn, 'nucla': _process_nucla, 'ntu': _process_ntu, 'generic': _process_generic}
