@@ -172,7 +172,8 @@ def resolve_config(stored: ModelConfig, requested: ModelConfig | None, where: st
 
 
 def load_model_dir(path: str | os.PathLike, kind: str, config: ModelConfig | None = None,
-                   any_pretraining_head: bool = False) -> tuple[ModelConfig, Any]:
+                   any_pretraining_head: bool = False,
+                   sharding: jax.sharding.Sharding | None = None) -> tuple[ModelConfig, Any]:
   """Restores ``kind`` ('classifier' or 'pretrained') from a model directory.
 
   Args:
@@ -182,9 +183,11 @@ def load_model_dir(path: str | os.PathLike, kind: str, config: ModelConfig | Non
       runtime fields (head counts, dropouts, pooling, dtype).
     any_pretraining_head: take the pretraining head (decoder fields) from the directory, whatever ``config``
       says (for callers that only use T1).
+    sharding: where the parameters are restored (default: this process's first device). An explicit target
+      lets a directory written on other devices (a CPU conversion, N GPUs) load on this machine's.
 
   Returns:
-    (config, params) with params as host NumPy-backed JAX arrays.
+    (config, params) with params as JAX arrays on ``sharding``.
   """
   path = pathlib.Path(path).absolute()
   metadata = read_model_dir_metadata(path)
@@ -198,6 +201,8 @@ def load_model_dir(path: str | os.PathLike, kind: str, config: ModelConfig | Non
     config = config.replace(**{name: getattr(stored, name) for name in PRETRAINING_HEAD_FIELDS})
   config = resolve_config(stored, config, str(path), kind)
   expected = abstract_params(kind, config)
+  sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), expected)
   checkpointer = ocp.StandardCheckpointer()
   try:
     item_metadata = checkpointer.metadata(path / kind).item_metadata
@@ -207,6 +212,6 @@ def load_model_dir(path: str | os.PathLike, kind: str, config: ModelConfig | Non
     raise ModelDirError(f'{path / kind}: unreadable checkpoint (missing or incomplete)')
   stored_tree = item_metadata.tree
   check_params_shapes(stored_tree['params'], expected, str(path / kind))
-  restored = checkpointer.restore(path / kind, {'params': expected})
+  restored = checkpointer.restore(path / kind, {'params': target})
   checkpointer.close()
   return config, restored['params']

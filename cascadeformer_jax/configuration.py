@@ -65,7 +65,23 @@ def experiment_config(dataset: str, model: ModelConfig, data_variant: str | None
   config.log_every_steps = 10
   config.progress = True
   config.tensorboard = True
-  config.distributed = ml_collections.ConfigDict(dict(coordinator_address='', num_processes=0, process_id=-1))
+  # Multi-process jobs: explicit coordinator (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID), else
+  # with auto_detect a SLURM step or an Open MPI launch of several tasks (partitioning.maybe_initialize_distributed).
+  config.distributed = ml_collections.ConfigDict(dict(coordinator_address='', num_processes=0, process_id=-1,
+                                                      auto_detect=True))
+  # num_devices: the devices the batch is split over (0 = every device of every process).
+  config.mesh = ml_collections.ConfigDict(dict(num_devices=0))
+  # Float32 matmuls: 'default' (TF32 on Ampere/Hopper GPUs, bfloat16 passes on TPUs, full float32 on CPUs),
+  # 'tensorfloat32' or 'highest' (full float32 everywhere). bfloat16 compute is model.dtype. See runtime.py.
+  config.matmul_precision = 'default'
+  # PRNG of parameter init, dropout and masks: 'threefry2x32' (JAX's default), or 'rbg' / 'unsafe_rbg' (faster on
+  # accelerators; other random streams).
+  config.prng_impl = 'threefry2x32'
+  # Persistent XLA compilation cache: '' = ~/.cache/cascadeformer_jax/xla (or under $XDG_CACHE_HOME), 'off' = none.
+  config.compilation_cache_dir = ''
+  # 'a:b' (or '<stage>:a:b') writes a jax.profiler trace of steps a to b-1 of the first trained stage (or of that
+  # stage) into <workdir>/profile, for TensorBoard or Perfetto.
+  config.profile_steps = ''
   return config
 
 

@@ -22,6 +22,7 @@ from cascadeformer_jax import data as data_lib
 from cascadeformer_jax import model_sources
 from cascadeformer_jax import objectives
 from cascadeformer_jax import partitioning
+from cascadeformer_jax import runtime
 from cascadeformer_jax import workdir as workdir_lib
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.evaluate import evaluators
@@ -62,6 +63,19 @@ def check_config(config: ml_collections.ConfigDict, model_config: ModelConfig) -
                      'validation error is measured against a target network that keeps training, so it is not '
                      'comparable between epochs')
   protocols.requested(config)
+  runtime.parse_profile_steps(config.get('profile_steps', ''))
+  if config.get('matmul_precision', 'default') not in runtime.MATMUL_PRECISIONS:
+    raise ValueError(f'config.matmul_precision must be one of {runtime.MATMUL_PRECISIONS}, got '
+                     f'{config.matmul_precision!r}')
+  if config.get('prng_impl', 'threefry2x32') not in runtime.PRNG_IMPLS:
+    raise ValueError(f'config.prng_impl must be one of {runtime.PRNG_IMPLS}, got {config.prng_impl!r}')
+
+
+def setup_runtime(config: ml_collections.ConfigDict) -> None:
+  """Process-wide JAX settings of a run, applied before its first computation."""
+  runtime.apply_matmul_precision(config.get('matmul_precision', 'default'))
+  runtime.apply_prng_impl(config.get('prng_impl', 'threefry2x32'))
+  runtime.setup_compilation_cache(config.get('compilation_cache_dir', ''))
 
 
 def _stage_evaluator(run: trainer.Run, stage: str):
@@ -105,6 +119,8 @@ def final_evaluation(run: trainer.Run) -> dict[str, Any]:
   loaded = _classifier_to_report(run)
   evaluation = FinalEvaluation(run.config, run.model_config, run.mesh)
   results = evaluation.run(partitioning.replicate(loaded.params, run.mesh), loaded.location)
+  results['matmul_precision'] = run.config.get('matmul_precision', 'default')
+  results['devices'] = {k: v for k, v in runtime.describe_devices().items() if k != 'process_index'}
   run.writer.write('test', 0, {k: results[k] for k in ('accuracy', 'top5', 'loss', 'mean_class_accuracy', 'count')},
                    split=evaluation.split)
   evaluation.write(run.workdir.path, results)
@@ -132,10 +148,14 @@ def probe(run: trainer.Run) -> dict[str, Any]:
 
 
 def prepare_workdir(config: ml_collections.ConfigDict) -> workdir_lib.Workdir:
+  """Creates the work directory and writes config.json (process 0; the others wait until it exists)."""
   workdir = workdir_lib.Workdir(config.workdir)
   if jax.process_index() == 0:
     workdir.path.mkdir(parents=True, exist_ok=True)
     workdir.config_file.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices('prepare_workdir')
   return workdir
 
 
@@ -144,11 +164,27 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
   configuration.resolve_dataset(config)  # folder datasets: build on first use, read joints and classes
   model_config = configuration.model_config(config)
   check_config(config, model_config)
+  setup_runtime(config)
+  mesh = partitioning.make_mesh(config.get('mesh', {}).get('num_devices', 0))
+  runtime.print_banner({'mesh': f'{mesh.devices.size} devices',
+                        'matmul_precision': config.get('matmul_precision', 'default'),
+                        'prng': config.get('prng_impl', 'threefry2x32')})
+  trained = {'train': workdir_lib.STAGES, 'pretrain': (trainer.PRETRAIN,), 'finetune': (trainer.FINETUNE,)}
+  for stage in trained.get(config.mode, ()):
+    partitioning.check_batch_size(config[stage].batch_size, mesh, f'config.{stage}.batch_size')
+  partitioning.check_batch_size(config.eval.batch_size, mesh, 'config.eval.batch_size')
   sources.ensure_built(config.data)
-  mesh = partitioning.make_mesh()
   workdir = prepare_workdir(config)
+  profile = runtime.parse_profile_steps(config.get('profile_steps', ''))
+  if profile is not None and config.mode in ('train', 'pretrain', 'finetune'):
+    stage = trainer.profiled_stage(config)
+    if config.mode != 'train' and stage != config.mode:
+      raise ValueError(f'config.profile_steps={config.profile_steps!r} names the {stage} stage, which '
+                       f'--config.mode={config.mode} does not train')
+    # A range outside the stage is an error now, not after hours of training.
+    profile.check_within(trainer.stage_total_steps(config, stage), stage)
   writer = reporting.MetricWriter(workdir.path, tensorboard=config.tensorboard)
-  context = trainer.Run(config, model_config, workdir, mesh, writer)
+  context = trainer.Run(config, model_config, workdir, mesh, writer, profile)
   summary: dict[str, Any] = {'workdir': str(workdir.path)}
   started = time.time()
   try:

@@ -36,13 +36,20 @@ def main(argv):
         config_name += '_' + os.path.basename(os.path.normpath(config.data.folder))
       config.workdir = os.path.join('workdirs', config_name)
   distributed = config.distributed
-  partitioning.maybe_initialize_distributed(distributed.coordinator_address, distributed.num_processes,
-                                            distributed.process_id)
+  try:
+    partitioning.maybe_initialize_distributed(distributed.coordinator_address, distributed.num_processes,
+                                              distributed.process_id, distributed.get('auto_detect', True))
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
   try:
     summary = experiment.run(config)
   except (experiment.TrainingError, ValueError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_index() != 0:  # One report per job.
+    return 0
   if 'test' in summary:
     test = summary['test']
     line = f'test accuracy {test["accuracy"]:.4f} (top-5 {test["top5"]:.4f}) on {test["count"]} clips'

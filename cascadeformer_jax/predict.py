@@ -64,6 +64,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from cascadeformer_jax import configuration  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax import runtime  # pylint: disable=g-import-not-at-top
   from cascadeformer_jax.evaluate import inference  # pylint: disable=g-import-not-at-top
 
   configuration.quiet_logs()
@@ -74,6 +75,9 @@ def main(argv):
     print('error: --layout and --mapping apply to --input clips', file=sys.stderr)
     return 2
   try:
+    # The run settings of the config that matter for inference: matmul precision and the compilation cache.
+    runtime.apply_matmul_precision(_CONFIG.value.get('matmul_precision', 'default'))
+    runtime.setup_compilation_cache(_CONFIG.value.get('compilation_cache_dir', ''))
     layout, mapping = _parse_json_or_name('--layout', _LAYOUT.value), _parse_json_or_name('--mapping', _MAPPING.value)
     configuration.resolve_dataset(_CONFIG.value)  # folder datasets: joints, classes and layout from the folder
     predictor = inference.Predictor.load(_CONFIG.value, configuration.model_config(_CONFIG.value), _INIT_FROM.value)

@@ -29,6 +29,10 @@ def get_config():
   # longest in the batch without a padding mask (quirk Q2). 5 % of the training split is held out for
   # validation, as the original (which kept the last epoch).
   config.data.holdout_fraction = 0.05
+  # Without a padding mask the padded length changes the outputs, so the recipe pads as the original (to the
+  # longest clip of the batch) instead of the default length buckets, which bound recompiles. Padding-aware
+  # models (below) give the same outputs either way and can keep the buckets.
+  config.data.penn.length_buckets = ()
   config.pretrain.update(epochs=200, batch_size=2, optimizer='adam', lr=1e-4, schedule='constant')
   # Warmup-cosine stepped per epoch: the lr is exactly 0 in the first epoch (quirk Q10).
   config.finetune.update(epochs=100, batch_size=2, optimizer='adamw', lr=3e-5, weight_decay=1e-4,

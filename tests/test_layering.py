@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'cascadeformer_jax'
 # Bottom to top. A part may import parts of its own layer or of lower ones.
 LAYERS = (
     ('models', 'data'),
-    ('partitioning', 'objectives', 'checkpoint_io', 'workdir', 'runtime'),
+    ('partitioning', 'objectives', 'checkpoint_io', 'workdir', 'runtime', 'prefetch'),
     ('convert',),
     ('model_sources',),
     ('evaluate',),

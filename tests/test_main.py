@@ -34,6 +34,25 @@ def test_batch_size_must_divide_over_devices(tmp_path):
   helpers.build('synthetic_actions', tmp_path / 'tfds', config='tiny')
   result = _main('--config=configs/smoke.py:synthetic_actions,1.0', '--config.data.tfds_config=tiny',
                  f'--config.data.data_dir={tmp_path / "tfds"}', f'--config.workdir={tmp_path / "run"}',
-                 '--config.pretrain.batch_size=6', devices=4)
+                 '--config.pretrain.batch_size=4', devices=8)
   assert result.returncode == 1
-  assert 'error: the global batch size 6 does not divide over 4 devices' in result.stderr
+  # The N-UCLA / Penn recipes' batch of 4 on 8 GPUs: the error says what to do.
+  assert ('error: config.pretrain.batch_size: the global batch size 4 does not divide over 8 devices '
+          '(1 process(es)); set a multiple of 8 (e.g. config.pretrain.batch_size=8, 1 per device') in result.stderr
+  assert 'or use 4 devices with --config.mesh.num_devices=4' in result.stderr
+
+
+def test_device_count_and_profile_range_errors(tmp_path):
+  from tests.data_builders import helpers  # pylint: disable=g-import-not-at-top
+
+  helpers.build('synthetic_actions', tmp_path / 'tfds', config='tiny')
+  common = ('--config=configs/smoke.py:synthetic_actions,1.0', '--config.data.tfds_config=tiny',
+            f'--config.data.data_dir={tmp_path / "tfds"}', f'--config.workdir={tmp_path / "run"}')
+  result = _main(*common, '--config.mesh.num_devices=8', devices=4)
+  assert result.returncode == 1
+  assert 'error: config.mesh.num_devices=8 but this job has 4 devices' in result.stderr
+  result = _main(*common, '--config.profile_steps=10:99')
+  assert result.returncode == 1
+  assert ('error: config.profile_steps=10:99 is outside the pretrain stage, which has 15 steps (0:15)'
+          in result.stderr)
+  assert not (tmp_path / 'run' / 'pretrain' / 'checkpoints').exists()  # Nothing trained.

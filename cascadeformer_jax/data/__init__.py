@@ -5,6 +5,8 @@ from cascadeformer_jax.data.config import FOLDER
 from cascadeformer_jax.data.config import default_data_config
 from cascadeformer_jax.data.config import joint_parents
 from cascadeformer_jax.data.config import model_input_shape
+from cascadeformer_jax.data.config import padded_length
+from cascadeformer_jax.data.config import penn_batch_frames
 from cascadeformer_jax.data.config import resolve_data_dir
 from cascadeformer_jax.data.config import stored_layout
 from cascadeformer_jax.data.config import validate_data_config

@@ -20,6 +20,11 @@ LAYOUT_FAMILIES = ('penn', 'nucla', 'ntu', 'generic')
 # partition reorder of its pipeline).
 STORED_LAYOUTS = {'penn': 'penn13', 'nucla': 'nucla20', 'ntu': 'ntu25'}
 
+# Padded lengths of Penn Action batches (data.penn.length_buckets): every batch is padded to the first bucket that
+# holds its longest clip, so training, evaluation and prediction compile at most this many shapes. 663 frames is
+# the longest clip. At most 50 % of a batch is padding beyond what its longest clip needs (up to 384 frames).
+PENN_LENGTH_BUCKETS = (64, 96, 128, 192, 256, 384, 663)
+
 # N-UCLA augmentation settings of the published runs (docs/original_code.md: training recipes, quirk Q12).
 _NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0.3)}
 
@@ -54,6 +59,7 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     worker_buffer_size: batches buffered per worker process.
     num_threads, prefetch_buffer_size: grain `ReadOptions` threads that prepare batches in the background
       (0 = in the calling thread) and the number of batches they keep ready (−1 = automatic).
+    device_prefetch: global training batches placed on the devices ahead of the step (0 = none).
 
   Dataset-specific sub-configs:
     ntu (NTU60 and synthetic_actions): crop_interval (train crop fraction range), test_crop_fraction,
@@ -64,8 +70,10 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
       (copy, clip) reused in all epochs, quirk Q4; False: fresh draws every epoch), frozen_seed.
     penn: normalisation ('none' = raw pixels as the original, 'image' = [−1, 1] by frame size), padding
       ('batch_max' = longest clip of the global batch as the original, 'fixed' = `max_frames`),
-      pad_multiple (round the padded length up to a multiple, bounding recompiles), bucket_by_length,
-      bucket_window (global batches per sorting window when bucketing).
+      length_buckets (padded lengths: a batch is padded to the first bucket >= its longest clip, bounding the
+      compiled shapes; () = the longest clip itself, as the original), pad_multiple (then round the padded
+      length up to a multiple), bucket_by_length, bucket_window (sort each window of this many global training
+      batches by length, so that a batch holds clips of similar lengths).
 
   Folder datasets (`dataset='folder'`, see data_builders.skeleton_folder and `sources.resolve_folder`):
     folder: the user's folder (dataset.json, labels.csv, clips); built on first use into `data_dir`
@@ -101,6 +109,7 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
   cfg.worker_buffer_size = 2
   cfg.num_threads = -1
   cfg.prefetch_buffer_size = -1
+  cfg.device_prefetch = 2
   cfg.max_frames = 0
 
   if dataset == FOLDER:
@@ -121,7 +130,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     cfg.max_frames = 663
     cfg.augment = False
     cfg.penn = ml_collections.ConfigDict(dict(
-        normalisation='none', padding='batch_max', pad_multiple=1, bucket_by_length=False,
+        normalisation='none', padding='batch_max', length_buckets=PENN_LENGTH_BUCKETS, pad_multiple=1,
+        bucket_by_length=False,
         bucket_window=32))
   elif dataset == 'n_ucla':
     cfg.tfds_name, cfg.tfds_config, cfg.layout = 'n_ucla', '', 'nucla'
@@ -150,6 +160,24 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
         min_crop_frames=64,
         rotation_max_rad=0.3, person_selection='abs_sum'))
   return cfg
+
+
+def padded_length(longest: int, length_buckets: tuple[int, ...] = (), pad_multiple: int = 1) -> int:
+  """Frames a batch whose longest clip has ``longest`` frames is padded to (Penn, ``padding='batch_max'``).
+
+  The first of ``length_buckets`` that holds the clip (``longest`` itself beyond the last bucket, or without
+  buckets), rounded up to a multiple of ``pad_multiple``.
+  """
+  target = next((bucket for bucket in length_buckets if bucket >= longest), longest)
+  return -(-target // pad_multiple) * pad_multiple
+
+
+def penn_batch_frames(data_config: ml_collections.ConfigDict, longest: int) -> int:
+  """Padded length of a Penn Action batch whose longest clip has ``longest`` frames, under the data config."""
+  penn = data_config.penn
+  if penn.padding == 'fixed':
+    return int(data_config.max_frames)
+  return padded_length(longest, tuple(penn.get('length_buckets', ())), penn.pad_multiple)
 
 
 def resolve_data_dir(data_config: ml_collections.ConfigDict) -> str:
@@ -249,11 +277,17 @@ def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
   for field in ('num_workers', 'num_threads', 'prefetch_buffer_size'):
     if data_config[field] < -1:
       raise ValueError(f'data config: {field}={data_config[field]} must be >= 0, or -1 for automatic')
+  if data_config.get('device_prefetch', 0) < 0:
+    raise ValueError(f'data config: device_prefetch={data_config.device_prefetch} must be >= 0')
   if data_config.layout == 'penn':
     check('penn.normalisation', data_config.penn.normalisation, ('none', 'image'))
     check('penn.padding', data_config.penn.padding, ('batch_max', 'fixed'))
     if data_config.penn.pad_multiple < 1:
       raise ValueError('data config: penn.pad_multiple must be >= 1')
+    buckets = tuple(data_config.penn.get('length_buckets', ()))
+    if any(not isinstance(b, int) or b < 1 for b in buckets) or list(buckets) != sorted(set(buckets)):
+      raise ValueError(f'data config: penn.length_buckets={buckets} must be increasing positive integers '
+                       '(or () to pad to the longest clip of each batch)')
   elif data_config.layout == 'ntu':
     check('ntu.person_selection', data_config.ntu.person_selection, ('abs_sum', 'motion_variance'))
     if not 0 <= data_config.ntu.test_window_position <= 1:

@@ -124,7 +124,7 @@ class BatchLoader:
   def __init__(self, source: Any, plan: EpochPlan, settings: Mapping[str, Any], *, train: bool,
                examples: np.ndarray, process_index: int, local_batch_size: int, where: str,
                rng_mode: str, seed: int, lengths: np.ndarray | None, fixed_frames: int,
-               pad_multiple: int, cycle: bool):
+               pad_multiple: int, cycle: bool, length_buckets: tuple[int, ...] = ()):
     self.source = source
     self.plan = plan
     self.settings = dict(settings)
@@ -139,6 +139,7 @@ class BatchLoader:
     self.lengths = lengths
     self.fixed_frames = fixed_frames
     self.pad_multiple = pad_multiple
+    self.length_buckets = tuple(length_buckets)
     self.cycle = cycle
     self.variable_length = settings['layout'] == 'penn'
     _, self.num_joints, self.channels = config_lib.model_input_shape(ml_collections.ConfigDict(self.settings))
@@ -203,8 +204,8 @@ class BatchLoader:
       if self.lengths is not None:
         real = row[row >= 0]
         pad_to = int(self.lengths[real % len(self.examples)].max()) if len(real) else 0
-      target = max([clip.shape[0] for clip in clips] + [pad_to, 1])
-      target = -(-target // self.pad_multiple) * self.pad_multiple
+      target = config_lib.padded_length(max([clip.shape[0] for clip in clips] + [pad_to, 1]),
+                                        self.length_buckets, self.pad_multiple)
     skeleton = np.zeros((size, target, self.num_joints, self.channels), np.float32)
     for slot, clip in zip(slots, clips):
       skeleton[slot, :clip.shape[0]] = clip
@@ -445,10 +446,12 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
   bucket_window = 0
   fixed_frames = 0
   pad_multiple = 1
+  length_buckets = ()
   if layout == 'penn':
     penn = data_config.penn
     fixed_frames = data_config.max_frames if penn.padding == 'fixed' else 0
     pad_multiple = penn.pad_multiple
+    length_buckets = tuple(penn.get('length_buckets', ()))
     bucketing = train and penn.bucket_by_length
     if bucketing or (process_count > 1 and not fixed_frames):
       # Needed to sort by length, or to pad every process to the longest clip of the global batch.
@@ -468,7 +471,8 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
   loader = BatchLoader(source, plan, settings, train=train, examples=indices,
                        process_index=process_index, local_batch_size=local_batch, where=where,
                        rng_mode=rng_mode, seed=element_seed, lengths=lengths,
-                       fixed_frames=fixed_frames, pad_multiple=pad_multiple, cycle=not train)
+                       fixed_frames=fixed_frames, pad_multiple=pad_multiple,
+                       length_buckets=length_buckets, cycle=not train)
   num_workers, num_threads, prefetch = config_lib.input_parallelism(data_config, num_workers, num_virtual,
                                                                      local_batch)
   total = None if train else plan.num_batches

@@ -16,6 +16,7 @@ from cascadeformer_jax import partitioning
 from cascadeformer_jax.data import examples
 from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import sources
+from cascadeformer_jax.data import transforms
 from cascadeformer_jax.evaluate import anomaly
 from cascadeformer_jax.evaluate import evaluators
 from cascadeformer_jax.evaluate.forward import ClassifierForward
@@ -142,7 +143,8 @@ class Predictor:
     return ClassifierForward(self.model_config)
 
   def predict_raw(self, clips: list[np.ndarray], names: list[str]) -> dict[str, Any]:
-    """Preprocesses stored-layout clips as the evaluation split is, then classifies them one by one."""
+    """Preprocesses stored-layout clips as the evaluation split is (Penn clips padded to their length bucket),
+    then classifies them one by one."""
     settings = self.data_config.to_dict()
     parents = data_lib.joint_parents(self.data_config)
     logits, features = [], []
@@ -153,7 +155,10 @@ class Predictor:
         example = examples.process_example(raw, settings, parents, None, False, name)
       except examples.BadExampleError as e:
         raise ValueError(str(e)) from None
-      out = self._forward.batch(self.params, {'skeleton': example['skeleton'][None],
+      skeleton = example['skeleton']
+      if self.data_config.layout == 'penn':  # Padded as evaluation pads: a bounded number of compiled shapes.
+        skeleton = transforms.pad_time(skeleton, data_lib.penn_batch_frames(self.data_config, len(skeleton)))
+      out = self._forward.batch(self.params, {'skeleton': skeleton[None],
                                               'lengths': np.array([example['length']], np.int32)})
       logits.append(np.asarray(out['logits'])[0])
       features.append(np.asarray(out['pooled'])[0])

@@ -31,7 +31,11 @@ def _padding_aware(config, model_config, split, mesh):
 
 def _per_clip(config, model_config, split, mesh):
   # One clip per device and batch: no padding, so predictions do not depend on the batch composition (Penn).
-  return evaluators.ClassifierEvaluator(model_config, config.data, split, mesh.devices.size, mesh)
+  data_config = config.data
+  if data_config.layout == 'penn':  # Not even up to a length bucket.
+    data_config = data_config.copy_and_resolve_references()
+    data_config.penn.update(length_buckets=(), pad_multiple=1)
+  return evaluators.ClassifierEvaluator(model_config, data_config, split, mesh.devices.size, mesh)
 
 
 def _multi_clip(config, model_config, split, mesh):

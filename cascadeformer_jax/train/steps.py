@@ -34,9 +34,29 @@ def frame_mask(batch: Batch, use_mask: bool) -> jax.Array | None:
   return padding_frame_mask(batch.get('lengths'), batch['skeleton'].shape[1])
 
 
+FINITE_GUARDS = ('auto', 'cond', 'select')
+
+
+def resolve_finite_guard(guard: str = 'auto') -> str:
+  """'cond' on CPU, 'select' on accelerators for 'auto' (see `_update`); 'cond'/'select' force one form."""
+  if guard not in FINITE_GUARDS:
+    raise ValueError(f'finite_guard must be one of {FINITE_GUARDS}, got {guard!r}')
+  if guard == 'auto':
+    return 'cond' if jax.default_backend() == 'cpu' else 'select'
+  return guard
+
+
 def _update(state: State, grads: Any, loss: jax.Array, optimizer: optax.GradientTransformation,
-            schedule: optax.Schedule, metrics: Metrics) -> tuple[State, Metrics]:
-  """Applies the update unless the loss or gradients are not finite (then the state is kept as it was)."""
+            schedule: optax.Schedule, metrics: Metrics, guard: str = 'cond') -> tuple[State, Metrics]:
+  """Applies the update unless the loss or gradients are not finite (then the state is kept as it was).
+
+  guard 'cond': a conditional around the update. On CPU it is the faster form (a select reads both the new
+  and the old state, which makes XLA copy the whole donated state every step), but on GPUs a conditional
+  on a device value can cost a device-to-host synchronisation every step. guard 'select': the update is
+  always computed and an elementwise select keeps the old values, fused into the update kernels, with no
+  host round trip. Both keep the state exactly on a non-finite update; on finite ones they compute the same
+  update, but XLA may fuse it differently, so the results can differ in the last bits.
+  """
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
@@ -45,9 +65,11 @@ def _update(state: State, grads: Any, loss: jax.Array, optimizer: optax.Gradient
     return {'step': state['step'] + 1, 'params': optax.apply_updates(state['params'], updates),
             'opt_state': opt_state}
 
-  # A conditional rather than a select between the new and the old state: the select reads both, which makes
-  # XLA copy the whole (donated) state every step.
-  new_state = jax.lax.cond(finite, apply_update, lambda state: state, state)
+  if guard == 'select':
+    updated = apply_update(state)
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+  else:
+    new_state = jax.lax.cond(finite, apply_update, lambda state: state, state)
   metrics = dict(metrics, loss=loss, grad_norm=grad_norm, lr=schedule(state['step']),
                  param_norm=optax.tree.norm(state['params']), nonfinite=~finite)
   return new_state, metrics
@@ -55,15 +77,18 @@ def _update(state: State, grads: Any, loss: jax.Array, optimizer: optax.Gradient
 
 def make_pretrain_step(model: nn.Module, optimizer: optax.GradientTransformation,
                        schedule: optax.Schedule, stage: ml_collections.ConfigDict,
-                       padding_aware: bool = False) -> Callable[[State, Batch, jax.Array], tuple[State, Metrics]]:
+                       padding_aware: bool = False, finite_guard: str = 'auto'
+                       ) -> Callable[[State, Batch, jax.Array], tuple[State, Metrics]]:
   """Pretraining step of ``stage.objective`` (objectives/losses.py; default the paper's masked joints).
 
   masked_joints: per clip, ``max(1, floor(mask_ratio * T * J))`` (frame, joint) slots (mask_mode 'joints',
   the paper's), or whole frames ('frames'), are zeroed in the input; the loss is the MSE over masked entries
   against the unmasked clip. 'none' reconstructs the unmasked input (loss over all entries). On padded batches
-  the mask and the loss include padded frames, as in the original, unless ``padding_aware``.
+  the mask and the loss include padded frames, as in the original, unless ``padding_aware``. ``finite_guard``:
+  how a non-finite update is skipped (`FINITE_GUARDS`, see `_update`).
   """
   objective = objectives.make_objective(model, stage)
+  guard = resolve_finite_guard(finite_guard)
 
   def step(state: State, batch: Batch, rng: jax.Array) -> tuple[State, Metrics]:
     rng = jax.random.fold_in(rng, state['step'])
@@ -74,16 +99,18 @@ def make_pretrain_step(model: nn.Module, optimizer: optax.GradientTransformation
       return objective.loss(params, batch['skeleton'], valid, mask_rng, dropout_rng)
 
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
-    return _update(state, grads, loss, optimizer, schedule, metrics)
+    return _update(state, grads, loss, optimizer, schedule, metrics, guard)
 
   return step
 
 
 def make_finetune_step(model: CascadeClassifier, optimizer: optax.GradientTransformation,
                        schedule: optax.Schedule, stage: ml_collections.ConfigDict,
-                       padding_aware: bool = False) -> Callable[[State, Batch, jax.Array], tuple[State, Metrics]]:
+                       padding_aware: bool = False, finite_guard: str = 'auto'
+                       ) -> Callable[[State, Batch, jax.Array], tuple[State, Metrics]]:
   """Cascading fine-tuning step: cross-entropy (optionally label-smoothed) on the classifier's logits."""
   smoothing = float(stage.get('label_smoothing', 0.0))
+  guard = resolve_finite_guard(finite_guard)
 
   def step(state: State, batch: Batch, rng: jax.Array) -> tuple[State, Metrics]:
     dropout_rng = jax.random.fold_in(rng, state['step'])
@@ -100,6 +127,6 @@ def make_finetune_step(model: CascadeClassifier, optimizer: optax.GradientTransf
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
     accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-    return _update(state, grads, loss, optimizer, schedule, {'accuracy': accuracy})
+    return _update(state, grads, loss, optimizer, schedule, {'accuracy': accuracy}, guard)
 
   return step

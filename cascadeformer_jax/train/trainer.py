@@ -16,6 +16,8 @@ from cascadeformer_jax import checkpoint_io
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax import objectives
 from cascadeformer_jax import partitioning
+from cascadeformer_jax import prefetch
+from cascadeformer_jax import runtime
 from cascadeformer_jax import workdir as workdir_lib
 from cascadeformer_jax.evaluate import predictions
 from cascadeformer_jax.models import CascadeClassifier
@@ -51,6 +53,8 @@ class Run:
   workdir: workdir_lib.Workdir
   mesh: jax.sharding.Mesh
   writer: reporting.MetricWriter
+  # Steps traced with jax.profiler (config.profile_steps), and the stage they belong to.
+  profile: runtime.ProfileRange | None = None
 
 
 def eval_split(config: ml_collections.ConfigDict, stage: str) -> str | None:
@@ -65,6 +69,32 @@ def eval_split(config: ml_collections.ConfigDict, stage: str) -> str | None:
 
 def stage_rng(config: ml_collections.ConfigDict, stage: str) -> jax.Array:
   return jax.random.fold_in(jax.random.key(config.seed), 0 if stage == PRETRAIN else 1)
+
+
+def profiled_stage(config: ml_collections.ConfigDict) -> str:
+  """The stage config.profile_steps refers to: the one it names, else the first stage the mode trains."""
+  profile = runtime.parse_profile_steps(config.get('profile_steps', ''))
+  if profile is not None and profile.stage:
+    return profile.stage
+  return PRETRAIN if config.mode in ('train', 'pretrain') else FINETUNE
+
+
+def stage_data_config(config: ml_collections.ConfigDict, stage: str) -> ml_collections.ConfigDict:
+  data_config = config.data
+  if stage == PRETRAIN and data_config.get('label_fraction', 1.0) < 1:
+    # Self-supervised pretraining reads every training clip; only fine-tuning is limited to the labelled subset.
+    data_config = data_config.copy_and_resolve_references()
+    data_config.label_fraction = 1.0
+  return data_config
+
+
+def stage_total_steps(config: ml_collections.ConfigDict, stage: str) -> int:
+  """Optimiser steps of a whole stage (epochs x global batches per epoch), without reading a batch."""
+  iterator = data_lib.make_train_iterator(stage_data_config(config, stage), config[stage].batch_size)
+  try:
+    return int(config[stage].epochs) * iterator.batches_per_epoch
+  finally:
+    iterator.close()
 
 
 def init_params(module, model_config: ModelConfig, rng: jax.Array, mesh: jax.sharding.Mesh) -> Any:
@@ -89,15 +119,14 @@ class StageRunner:
 
   def execute(self, params: Any) -> Any:
     run, stage_config = self.run, self.stage_config
-    data_config = run.config.data
-    if self.stage == PRETRAIN and data_config.get('label_fraction', 1.0) < 1:
-      # Self-supervised pretraining reads every training clip; only fine-tuning is limited to the labelled subset.
-      data_config = data_config.copy_and_resolve_references()
-      data_config.label_fraction = 1.0
-    partitioning.check_batch_size(stage_config.batch_size, run.mesh)
+    data_config = stage_data_config(run.config, self.stage)
+    partitioning.check_batch_size(stage_config.batch_size, run.mesh, f'config.{self.stage}.batch_size')
     train_iterator = data_lib.make_train_iterator(data_config, stage_config.batch_size)
     steps_per_epoch = train_iterator.batches_per_epoch
     total_steps = stage_config.epochs * steps_per_epoch
+    profile = run.profile if run.profile is not None and profiled_stage(run.config) == self.stage else None
+    if profile is not None:
+      profile.check_within(total_steps, self.stage)
     optimizer, schedule = optim.make_optimizer(stage_config, steps_per_epoch, params)
     replicated = partitioning.replicated(run.mesh)
     state = partitioning.run_once(lambda p: steps_lib.init_state(p, optimizer), params, out_shardings=replicated)
@@ -106,18 +135,25 @@ class StageRunner:
     checkpointer = checkpointing.StageCheckpointer(run.workdir.checkpoints_dir(self.stage), run.config.checkpoint.keep)
     best = {'metric': None, 'step': None}
     if checkpointer.latest_step() is not None:
+      # Restored onto this run's mesh, whatever devices wrote the checkpoint.
       state, data_state, meta = checkpointer.restore(checkpointing.abstract_like(state), run.model_config,
                                                      self.stage)
       train_iterator.set_state(dict(data_state, process_index=jax.process_index()))
       best = meta.get('best', best)
       if jax.process_index() == 0:
-        print(f'[{self.stage}] resuming from step {int(state["step"])} ({checkpointer.directory})', flush=True)
+        print(f'[{self.stage}] resuming from step {int(partitioning.host_copy(state["step"]))} '
+              f'({checkpointer.directory})', flush=True)
 
     step_fn = jax.jit(self.step_fn(optimizer, schedule),
                       in_shardings=(replicated, partitioning.batch_sharded(run.mesh), replicated),
                       out_shardings=(replicated, replicated), donate_argnums=(0,))
-    rng = jax.device_put(stage_rng(run.config, self.stage), replicated)
-    step = int(state['step'])
+    rng = partitioning.replicate(stage_rng(run.config, self.stage), run.mesh)
+    step = int(partitioning.host_copy(state['step']))
+    batches = prefetch.DevicePrefetcher(
+        train_iterator, lambda batch: partitioning.global_batch(predictions.model_inputs(batch), run.mesh),
+        size=int(data_config.get('device_prefetch', 2)))
+    self.wait_meter = batches.meter
+    tracing = False
     progress = reporting.Progress(self.stage, total_steps, stage_config.batch_size, start_step=step,
                                   enabled=run.config.progress)
     log_every = max(int(run.config.log_every_steps), 1)
@@ -127,34 +163,55 @@ class StageRunner:
     eval_every = int(run.config.eval.every_epochs)
     try:
       while step < total_steps:
-        batch = partitioning.global_batch(predictions.model_inputs(next(train_iterator)), run.mesh)
+        if profile is not None and profile.start <= step < profile.stop and not tracing:
+          jax.block_until_ready(state)
+          jax.profiler.start_trace(str(run.workdir.path / 'profile'))
+          tracing = True
+        batch = next(batches)
         state, step_metrics = step_fn(state, batch, rng)
         step += 1
+        if tracing and step >= profile.stop:
+          jax.block_until_ready(state)
+          jax.profiler.stop_trace()
+          tracing = False
+          progress.message(f'[{self.stage}] profile of steps {profile.start}:{profile.stop} written to '
+                           f'{run.workdir.path / "profile"}')
         pending.append((step, step_metrics))
         epoch_end = step % steps_per_epoch == 0
         if len(pending) >= log_every or epoch_end or step == total_steps:
           self._flush_metrics(pending, progress, steps_per_epoch)
           pending = []
+        paused = False
         if epoch_end and eval_every and ((step // steps_per_epoch) % eval_every == 0 or step == total_steps):
           best = self._evaluate(state, step, steps_per_epoch, best, progress)
+          paused = True
         epoch_checkpoint = (epoch_end and checkpoint_every_epochs > 0
                             and (step // steps_per_epoch) % checkpoint_every_epochs == 0)
         if (checkpoint_every and step % checkpoint_every == 0) or epoch_checkpoint or step == total_steps:
-          checkpointer.save(step, state, train_iterator.get_state(),
+          # The input state after the last batch the steps consumed (not after the prefetched ones).
+          checkpointer.save(step, state, batches.get_state(),
                             {'stage': self.stage, 'model': run.model_config.to_dict(), 'step': step,
                              'epoch': step // steps_per_epoch, 'best': best})
+          paused = True
+        if paused:  # Evaluation and checkpoints are not input waits: the next interval starts after them.
+          batches.meter.restart()
       checkpointer.wait()
     finally:
+      if tracing:
+        jax.profiler.stop_trace()
       progress.close()
+      batches.close()
       checkpointer.close()
       train_iterator.close()
-    params = jax.device_get(state['params'])
+    params = partitioning.host_copy(state['params'])
     checkpoint_io.replace_model_dir(self.final_dir(), run.model_config, {self.kind: params},
                                     {'stage': self.stage, 'workdir': str(run.workdir.path), 'steps': total_steps})
     return params
 
   def _flush_metrics(self, pending, progress, steps_per_epoch) -> None:
-    host = jax.device_get([m for _, m in pending])
+    host = partitioning.host_copy([m for _, m in pending])
+    # Fraction of the wall time since the previous report that the loop waited for input (prefetch included).
+    input_wait = self.wait_meter.interval_fraction()
     for (step, _), values in zip(pending, host):
       if values['nonfinite']:
         raise TrainingError(
@@ -164,9 +221,11 @@ class StageRunner:
             'grad_clip_norm.')
     step, values = pending[-1][0], host[-1]
     shown = {k: float(values[k]) for k in ('loss', 'accuracy', 'lr') if k in values}
+    shown['input_wait'] = round(input_wait, 3)
     progress.update(step, (step - 1) // steps_per_epoch, self.stage_config.epochs, shown)
     for (step, _), values in zip(pending, host):
       record = {k: float(v) for k, v in values.items() if k != 'nonfinite'}
+      record['input_wait_fraction'] = round(input_wait, 4)
       self.run.writer.write(self.stage, step, record, epoch=(step - 1) // steps_per_epoch)
 
   def _evaluate(self, state, step, steps_per_epoch, best, progress) -> dict:
@@ -184,7 +243,7 @@ class StageRunner:
     if best['metric'] is None or metric > best['metric']:
       best = {'metric': float(metric), 'step': int(step)}
       checkpoint_io.replace_model_dir(self.run.workdir.best_dir(self.stage), self.run.model_config,
-                                      {self.kind: jax.device_get(state['params'])},
+                                      {self.kind: partitioning.host_copy(state['params'])},
                                       {'stage': self.stage, 'step': int(step), 'split': self.split,
                                        'metric': float(metric)})
     return best
@@ -220,9 +279,9 @@ def run_finetune(run: Run, t1_params: Any | None, evaluator: Evaluator | None = 
   if finished is not None:
     return finished
   model = CascadeClassifier(run.model_config)
-  params = jax.device_get(init_params(model, run.model_config, stage_rng(run.config, FINETUNE), run.mesh))
+  params = partitioning.host_copy(init_params(model, run.model_config, stage_rng(run.config, FINETUNE), run.mesh))
   if t1_params is not None:
-    params['t1'] = jax.device_get(t1_params)
+    params['t1'] = partitioning.host_copy(t1_params)
   runner = StageRunner(run, FINETUNE, checkpoint_io.CLASSIFIER,
                        lambda optimizer, schedule: steps_lib.make_finetune_step(
                            model, optimizer, schedule, run.config.finetune, run.model_config.padding_aware),
@@ -232,5 +291,5 @@ def run_finetune(run: Run, t1_params: Any | None, evaluator: Evaluator | None = 
 
 def random_t1(run: Run) -> Any:
   """A freshly initialised T1 (host arrays): the baseline of the probe."""
-  return jax.device_get(init_params(T1(run.model_config), run.model_config, stage_rng(run.config, PRETRAIN),
-                                    run.mesh))
+  return partitioning.host_copy(init_params(T1(run.model_config), run.model_config,
+                                           stage_rng(run.config, PRETRAIN), run.mesh))

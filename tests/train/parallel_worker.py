@@ -11,6 +11,7 @@ import numpy as np
 
 from cascadeformer_jax import configuration
 from cascadeformer_jax import partitioning
+from cascadeformer_jax import prefetch
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models import ModelConfig
@@ -31,15 +32,18 @@ def global_batch() -> dict[str, np.ndarray]:
 def run_stage(module, make_step, stage, mesh, local_batch):
   replicated = partitioning.replicated(mesh)
   x = np.zeros((1, 12, 5, 3), np.float32)
-  params = jax.jit(lambda k: module.init(k, x)['params'], out_shardings=replicated)(jax.random.key(1))
+  # Initialised on this process's first device, then copied from the host onto every device of the job.
+  host_params = jax.device_get(jax.jit(lambda k: module.init(k, x)['params'])(jax.random.key(1)))
+  params = partitioning.replicate(host_params, mesh)
   optimizer, schedule = optim.make_optimizer(stage, 10, params)
   state = jax.jit(lambda p: steps.init_state(p, optimizer), out_shardings=replicated)(params)
   step = jax.jit(make_step(module, optimizer, schedule, stage), donate_argnums=(0,),
                  in_shardings=(replicated, partitioning.batch_sharded(mesh), replicated),
                  out_shardings=(replicated, replicated))
-  batch = partitioning.global_batch(local_batch, mesh)
-  for _ in range(3):
+  batches = prefetch.DevicePrefetcher(iter([local_batch] * 3), prefetch.global_batch_placer(mesh), size=2)
+  for batch in batches:
     state, _ = step(state, batch, jax.random.key(2))
+  batches.close()
   return jax.tree_util.tree_leaves_with_path(jax.device_get(state['params']))
 
 
