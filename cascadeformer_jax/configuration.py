@@ -41,7 +41,8 @@ def experiment_config(dataset: str, model: ModelConfig, data_variant: str | None
   from cascadeformer_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict()
   config.dataset = dataset
-  config.mode = 'train'  # 'train' (pretrain + finetune + test), 'pretrain', 'finetune', 'eval' or 'probe'.
+  # 'train' (pretrain + finetune + test), 'pretrain', 'finetune', 'eval', 'probe' or 'few_shot'.
+  config.mode = 'train'
   config.workdir = ''  # Default: workdirs/<config file name>.
   config.seed = 42
   config.init_from = ''  # Model directory, training work directory or 'hf:<published folder>'.
@@ -60,6 +61,17 @@ def experiment_config(dataset: str, model: ModelConfig, data_variant: str | None
   # t1_init 'pretrained' (this run's stage 1 or init_from) or 'scratch' (a random T1, the baseline).
   config.probe = ml_collections.ConfigDict(dict(epochs=100, batch_size=256, lr=0.1, momentum=0.9,
                                                 weight_decay=0.0, knn_k=1, seed=0, t1_init='pretrained'))
+  # mode 'few_shot': frozen embeddings of init_from (or this work dir's model), support clips drawn per class from
+  # the training split, queries from the evaluation split (evaluate/few_shot.py). shots: comma-separated shot
+  # counts; runs: draws per shot count; embedding: 'pooled' (the classifier's pooled feature; T1's for a pretrained
+  # model) or an intermediate 't1_features', 't2_features', 'fused', 'logits' (frame-pooled); replace: sample with
+  # replacement when a class has fewer training clips than shots; procedure: 'prototype' (cosine nearest
+  # prototype) or 'original_transfer_ucla' (the original code's NTU -> N-UCLA procedure); protocol: '' or
+  # 'ntu120_one_shot' (the official NTU120 one-shot protocol: 20 classes, their exemplars as the support set);
+  # mapping: how clips reach a model of another joint layout (data/layouts.py): '' = anatomical,
+  # 'original_partition_order' = the original code's N-UCLA -> NTU map.
+  config.few_shot = ml_collections.ConfigDict(dict(shots='1,5', runs=10, seed=0, embedding='pooled', replace=False,
+                                                   procedure='prototype', protocol='', mapping=''))
   # Checkpoints at the end of every `every_epochs`-th epoch, every `every_steps` steps (0 = off) and at the end.
   config.checkpoint = ml_collections.ConfigDict(dict(keep=2, every_steps=0, every_epochs=1))
   config.log_every_steps = 10

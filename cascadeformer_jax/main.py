@@ -1,7 +1,7 @@
 r"""Trains and evaluates CascadeFormer.
 
     python -m cascadeformer_jax.main --config=configs/nucla_v1_1.py
-        [--config.mode=train|pretrain|finetune|eval|probe]
+        [--config.mode=train|pretrain|finetune|eval|probe|few_shot]
         [--config.workdir=workdirs/nucla_v1_1] [--config.finetune.lr=1e-4 ...]
 
 See the README for the work directory layout and the configs for the recipes.
@@ -60,6 +60,10 @@ def main(argv):
     probe = summary['probe']
     print(f'linear probe accuracy {probe["linear_probe_accuracy"]:.4f}, kNN (k={probe["knn_k"]}) accuracy '
           f'{probe["knn_accuracy"]:.4f} on {probe["num_test"]} clips')
+  if 'few_shot' in summary:
+    few_shot = summary['few_shot']
+    print(', '.join(f'{shots}-shot accuracy {entry["mean"]:.4f} ± {entry["std"]:.4f}'
+                    for shots, entry in few_shot['shots'].items()) + f' on {few_shot["num_queries"]} clips')
   print(f'work directory: {summary["workdir"]} ({summary["seconds"]:.0f} s)')
   return 0
 

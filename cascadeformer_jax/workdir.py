@@ -7,7 +7,9 @@
       pretrain/checkpoints/  pretrain/final/                       stage 1: Orbax checkpoints, final model directory
       finetune/checkpoints/  finetune/best/  finetune/final/       stage 2: ... and the selected model directory
       results.json  report.md  confusion_matrix.{png,csv}          test evaluation
+      scores.npz  scores_holdout.npz                               per-clip logits of the test (and hold-out) split
       probe.json                                                   --config.mode=probe
+      few_shot.json                                                --config.mode=few_shot (and a report.md section)
 """
 
 import os
@@ -21,6 +23,13 @@ CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.jsonl'
 RESULTS_FILE = 'results.json'
 PROBE_FILE = 'probe.json'
+FEW_SHOT_FILE = 'few_shot.json'
+REPORT_FILE = 'report.md'
+
+
+def scores_file_name(split: str) -> str:
+  """'scores.npz' for the test split, 'scores_<split>.npz' for another (e.g. the hold-out)."""
+  return 'scores.npz' if split == 'test' else f'scores_{split}.npz'
 
 
 class Workdir:
@@ -63,6 +72,18 @@ class Workdir:
   @property
   def probe_file(self) -> pathlib.Path:
     return self.path / PROBE_FILE
+
+  @property
+  def few_shot_file(self) -> pathlib.Path:
+    return self.path / FEW_SHOT_FILE
+
+  @property
+  def report_file(self) -> pathlib.Path:
+    return self.path / REPORT_FILE
+
+  def scores_file(self, split: str = 'test') -> pathlib.Path:
+    """Per-clip scores of a split (evaluate/ensemble.py reads them)."""
+    return self.path / scores_file_name(split)
 
   def model_dirs(self) -> list[pathlib.Path]:
     """Where a work directory keeps its models, in the order a user pointing at it means them:

@@ -3,7 +3,8 @@ r"""A tiny model and one epoch per stage, for tests and for trying a dataset end
   python -m cascadeformer_jax.main --config=configs/smoke.py:n_ucla,1.1 --config.data.data_dir=<tfds dir>
 
 The argument is '<dataset>,<variant>' (default 'synthetic_actions,1.0'); datasets: penn_action, n_ucla,
-ntu60_xsub, ntu60_xview, synthetic_actions. Accuracy is meaningless: this checks that everything runs.
+ntu60_xsub, ntu60_xview, ntu120_xsub, ntu120_xset, synthetic_actions. Accuracy is meaningless: this checks that
+everything runs.
 """
 
 from cascadeformer_jax import configuration
@@ -11,7 +12,7 @@ from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.models import ModelConfig
 
 _LAYOUTS = {'penn_action': 'penn', 'n_ucla': 'nucla', 'ntu60_xsub': 'ntu', 'ntu60_xview': 'ntu',
-            'synthetic_actions': 'ntu'}
+            'ntu120_xsub': 'ntu', 'ntu120_xset': 'ntu', 'synthetic_actions': 'ntu'}
 
 
 def get_config(arg: str = 'synthetic_actions,1.0'):

@@ -1,9 +1,9 @@
 """TFDS dataset builders of cascadeformer-jax (array_record files, no TensorFlow needed).
 
 Builders (name -> class in `BUILDERS`): `penn_action`, `n_ucla`, `ntu_rgbd60` (configs `xsub`, `xview`),
-`synthetic_actions` (configs `default`, `tiny`; the project's default dataset, needs no download) and
-`skeleton_folder` (a user's folder of clips in any joint layout; one config per folder, named after its
-dataset.json, e.g. `--config=my_dataset` when reading).
+`ntu_rgbd120` (configs `xsub`, `xset`), `synthetic_actions` (configs `default`, `tiny`; the project's default
+dataset, needs no download) and `skeleton_folder` (a user's folder of clips in any joint layout; one config per
+folder, named after its dataset.json, e.g. `--config=my_dataset` when reading).
 
 Build:  python -m data_builders.build <name> [--config=...] --manual_dir=RAW --data_dir=DATA
         or `build_dataset(name, data_dir, manual_dir=..., config=...)` from Python.
@@ -22,6 +22,7 @@ import tensorflow_datasets as tfds
 from data_builders import _common
 from data_builders import n_ucla
 from data_builders import ntu_rgbd60
+from data_builders import ntu_rgbd120
 from data_builders import penn_action
 from data_builders import skeleton_folder
 from data_builders import synthetic_actions
@@ -32,6 +33,7 @@ BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     'penn_action': penn_action.PennAction,
     'n_ucla': n_ucla.NUcla,
     'ntu_rgbd60': ntu_rgbd60.NtuRgbd60,
+    'ntu_rgbd120': ntu_rgbd120.NtuRgbd120,
     'synthetic_actions': synthetic_actions.SyntheticActions,
     'skeleton_folder': skeleton_folder.SkeletonFolder,
 }
@@ -39,7 +41,8 @@ FILE_FORMAT = 'array_record'
 
 __all__ = [
     'BUILDERS', 'DatasetFormatError', 'DatasetNotBuiltError', 'build_command', 'build_dataset', 'get_builder',
-    'load_data_source', 'n_ucla', 'ntu_rgbd60', 'penn_action', 'skeleton_folder', 'synthetic_actions',
+    'load_data_source', 'n_ucla', 'ntu_rgbd60', 'ntu_rgbd120', 'penn_action', 'skeleton_folder',
+    'synthetic_actions',
 ]
 
 
@@ -58,7 +61,7 @@ def get_builder(name: str, data_dir: epath.PathLike, config: str | tfds.core.Bui
                 **builder_kwargs: Any) -> tfds.core.GeneratorBasedBuilder:
   """The builder of dataset `name` (optionally a config name or object) rooted at `data_dir`, array_record format.
 
-  `builder_kwargs` go to the builder class (e.g. `source='npz'` for `ntu_rgbd60`).
+  `builder_kwargs` go to the builder class (e.g. `source='npz'` for `ntu_rgbd60` / `ntu_rgbd120`).
   """
   builder_class = _builder_class(name)
   if config is None and builder_class.BUILDER_CONFIGS:

@@ -3,9 +3,10 @@
   python -m data_builders.build <name> [--config=CONFIG] --manual_dir=RAW_DIR --data_dir=DATA_DIR
       [--source=auto|raw|npz] [--overwrite] [--quiet]
 
-<name>: penn_action, n_ucla, ntu_rgbd60 (--config=xsub|xview), synthetic_actions (--config=default|tiny; no
---manual_dir), skeleton_folder (--manual_dir=your folder of clips; named after its dataset.json). Progress goes to
-stderr; the last lines give the dataset folder, split sizes, time and size on disk.
+<name>: penn_action, n_ucla, ntu_rgbd60 (--config=xsub|xview), ntu_rgbd120 (--config=xsub|xset),
+synthetic_actions (--config=default|tiny; no --manual_dir), skeleton_folder (--manual_dir=your folder of clips;
+named after its dataset.json). Progress goes to stderr; the last lines give the dataset folder, split sizes, time
+and size on disk.
 """
 
 import argparse
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--manual_dir', default=None, help='folder with the raw files')
   parser.add_argument('--data_dir', required=True, help='TFDS data dir to write to')
   parser.add_argument('--source', default=None, choices=('auto', 'raw', 'npz'),
-                      help='ntu_rgbd60 only: build from .skeleton files (raw) or CTR-GCN npz')
+                      help='ntu_rgbd60 / ntu_rgbd120 only: build from .skeleton files (raw) or CTR-GCN npz')
   parser.add_argument('--overwrite', action='store_true', help='rebuild even if the dataset exists')
   parser.add_argument('--quiet', action='store_true', help='only warnings and the summary')
   args = parser.parse_args(argv)
@@ -45,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                  f'{[c.name for c in builder_class.BUILDER_CONFIGS]}')
   builder_kwargs = {}
   if args.source is not None:
-    if args.name != 'ntu_rgbd60':
-      parser.error('--source applies to ntu_rgbd60 only')
+    if args.name not in ('ntu_rgbd60', 'ntu_rgbd120'):
+      parser.error('--source applies to ntu_rgbd60 and ntu_rgbd120 only')
     builder_kwargs['source'] = args.source
 
   handler = logging.StreamHandler(sys.stderr)

@@ -9,6 +9,7 @@ from cascadeformer_jax.data.config import padded_length
 from cascadeformer_jax.data.config import penn_batch_frames
 from cascadeformer_jax.data.config import resolve_data_dir
 from cascadeformer_jax.data.config import stored_layout
+from cascadeformer_jax.data.config import two_person_labels
 from cascadeformer_jax.data.config import validate_data_config
 from cascadeformer_jax.data.examples import BadExampleError
 from cascadeformer_jax.data.examples import process_example

@@ -13,12 +13,20 @@ from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import transforms
 
 # Built-in datasets; FOLDER is any user folder of clips (`data.folder`, data_builders.skeleton_folder).
-DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'synthetic_actions')
+DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'ntu120_xsub', 'ntu120_xset', 'synthetic_actions')
 FOLDER = 'folder'
 LAYOUT_FAMILIES = ('penn', 'nucla', 'ntu', 'generic')
 # The named joint layout in which each built-in family stores its clips (N-UCLA: native order, before the
 # partition reorder of its pipeline).
 STORED_LAYOUTS = {'penn': 'penn13', 'nucla': 'nucla20', 'ntu': 'ntu25'}
+
+# NTU datasets: experiment dataset name -> (TFDS builder, number of classes).
+_NTU_DATASETS = {'ntu60_xsub': ('ntu_rgbd60', 60), 'ntu60_xview': ('ntu_rgbd60', 60),
+                 'ntu120_xsub': ('ntu_rgbd120', 120), 'ntu120_xset': ('ntu_rgbd120', 120)}
+# Labels of the two-person actions: NTU60 A050-A060; NTU120 adds A106-A120.
+NTU60_TWO_PERSON_LABELS = tuple(range(49, 60))
+NTU120_TWO_PERSON_LABELS = NTU60_TWO_PERSON_LABELS + tuple(range(105, 120))
+_TWO_PERSON_LABELS = {'ntu_rgbd60': NTU60_TWO_PERSON_LABELS, 'ntu_rgbd120': NTU120_TWO_PERSON_LABELS}
 
 # Padded lengths of Penn Action batches (data.penn.length_buckets): every batch is padded to the first bucket that
 # holds its longest clip, so training, evaluation and prediction compile at most this many shapes. 663 frames is
@@ -51,6 +59,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
       scikit-learn's RNG, which cannot be replayed; 0 keeps all clips). Read with split='holdout'.
     label_fraction: semi-supervised training on a class-balanced subset of the training clips (after the
       hold-out): max(1, round(fraction·n_c)) clips of every class c; 1 keeps all.
+    class_subset: '' (every class) or 'ntu120_auxiliary' (NTU120 only: the 100 auxiliary classes of the official
+      one-shot protocol, in every split).
     representation: input representation, one of `transforms.REPRESENTATIONS` ('joint' = original).
     bad_values: 'error' (default: NaN/inf coordinates raise, naming the example) or 'zero' (set them to 0
       and count them in the batch's `nonfinite_count`).
@@ -62,9 +72,10 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     device_prefetch: global training batches placed on the devices ahead of the step (0 = none).
 
   Dataset-specific sub-configs:
-    ntu (NTU60 and synthetic_actions): crop_interval (train crop fraction range), test_crop_fraction,
-      test_window_position (0 = start, 0.5 = centre as the original, 1 = end of the clip),
-      min_crop_frames, rotation_max_rad, person_selection ('abs_sum' = original, 'motion_variance' = paper).
+    ntu (NTU60, NTU120 and synthetic_actions; the same preprocessing for all): crop_interval (train crop
+      fraction range), test_crop_fraction, test_window_position (0 = start, 0.5 = centre as the original,
+      1 = end of the clip), min_crop_frames, rotation_max_rad, person_selection ('abs_sum' = original,
+      'motion_variance' = paper).
     nucla: rotation_max_deg, scale_range, drop_prob (axis and joint drop), repeat (training clips per
       epoch = repeat × split size), frozen_augmentation (True: the original's one fixed draw per
       (copy, clip) reused in all epochs, quirk Q4; False: fresh draws every epoch), frozen_seed.
@@ -103,6 +114,7 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
   cfg.drop_remainder = True
   cfg.holdout_fraction = 0.0
   cfg.label_fraction = 1.0
+  cfg.class_subset = ''
   cfg.representation = 'joint'
   cfg.bad_values = 'error'
   cfg.num_workers = -1
@@ -148,8 +160,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
       cfg.num_classes = 10
       crop_interval, test_crop_fraction = (1.0, 1.0), 1.0
     else:
-      cfg.tfds_name, cfg.tfds_config = 'ntu_rgbd60', dataset.rsplit('_', 1)[1]
-      cfg.num_classes = 60
+      cfg.tfds_name, cfg.num_classes = _NTU_DATASETS[dataset]
+      cfg.tfds_config = dataset.rsplit('_', 1)[1]
       crop_interval, test_crop_fraction = (0.5, 1.0), 0.95
     cfg.layout = 'ntu'
     cfg.num_joints, cfg.num_coords = 25, 3
@@ -160,6 +172,11 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
         min_crop_frames=64,
         rotation_max_rad=0.3, person_selection='abs_sum'))
   return cfg
+
+
+def two_person_labels(data_config: ml_collections.ConfigDict) -> tuple[int, ...] | None:
+  """Labels of the two-person actions of an NTU dataset (for the single-/two-person breakdown), else None."""
+  return _TWO_PERSON_LABELS.get(data_config.get('tfds_name', ''))
 
 
 def padded_length(longest: int, length_buckets: tuple[int, ...] = (), pad_multiple: int = 1) -> int:
@@ -274,6 +291,7 @@ def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'data config: holdout_fraction={data_config.holdout_fraction} must be in [0, 1)')
   if not 0 < data_config.get('label_fraction', 1.0) <= 1:
     raise ValueError(f'data config: label_fraction={data_config.label_fraction} must be in (0, 1]')
+  check('class_subset', data_config.get('class_subset', ''), ('', 'ntu120_auxiliary'))
   for field in ('num_workers', 'num_threads', 'prefetch_buffer_size'):
     if data_config[field] < -1:
       raise ValueError(f'data config: {field}={data_config[field]} must be >= 0, or -1 for automatic')

@@ -383,8 +383,26 @@ def _length_value(skeleton: Any, where: str) -> int:
   return skeleton.shape[0] if skeleton.ndim else 0
 
 
+def class_subset_labels(data_config: ml_collections.ConfigDict) -> np.ndarray | None:
+  """The labels `data.class_subset` keeps in every split, or None (all classes).
+
+  'ntu120_auxiliary': the 100 auxiliary classes of the NTU RGB+D 120 one-shot protocol (its 20 evaluation classes
+  are left out, for training a model that the protocol then evaluates with --config.mode=few_shot).
+  """
+  name = data_config.get('class_subset', '')
+  if not name:
+    return None
+  if name != 'ntu120_auxiliary':
+    raise ValueError(f"data config: class_subset={name!r} is not one of ('', 'ntu120_auxiliary')")
+  if data_config.tfds_name != 'ntu_rgbd120':
+    raise ValueError(f"data config: class_subset='ntu120_auxiliary' needs ntu120_xsub or ntu120_xset, not "
+                     f'{data_config.name}')
+  return np.asarray(sources.one_shot_protocol(data_config)['auxiliary_labels'], np.int64)
+
+
 def _split_examples(data_config, source, split: str, where: str, source_key: tuple | None = None) -> np.ndarray:
-  """Indices of the split's examples: the training split minus the hold-out, reduced to the labelled subset."""
+  """Indices of the split's examples: the training split minus the hold-out, reduced to the labelled subset;
+  every split reduced to `data.class_subset`."""
   num_examples = len(source)
   if num_examples == 0:
     raise ValueError(f'{where}: the data source is empty')
@@ -392,9 +410,18 @@ def _split_examples(data_config, source, split: str, where: str, source_key: tup
   holdout, label_fraction = data_config.holdout_fraction, data_config.get('label_fraction', 1.0)
   if split == 'holdout' and not holdout > 0:
     raise ValueError("split='holdout' needs data.holdout_fraction > 0")
-  if split not in (data_config.train_split, 'holdout') or (holdout <= 0 and label_fraction >= 1):
+  classes = class_subset_labels(data_config)
+  training = split in (data_config.train_split, 'holdout')
+  if classes is None and (not training or (holdout <= 0 and label_fraction >= 1)):
     return indices
   labels = _scan(source, source_key, 'label', 'label', where, _label_value)
+  if classes is not None:
+    kept = np.isin(labels, classes)
+    indices, labels = indices[kept], labels[kept]
+    if not indices.size:
+      raise ValueError(f'{where}: no example of the data.class_subset={data_config.class_subset!r} classes')
+    if not training:
+      return indices
   if holdout > 0:
     held = stratified_subset(labels, holdout, data_config.seed, _HOLDOUT)
     if split == 'holdout':

@@ -4,6 +4,7 @@ on first use, describe a folder dataset. Nothing else in the package imports `da
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
@@ -142,3 +143,43 @@ def ensure_built(data_config: ml_collections.ConfigDict, announce: bool = True) 
       print(f'built {builder.data_path}', flush=True)
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('ensure_dataset')
+
+
+# Example fields that name a clip, in order of preference (NTU, N-UCLA, synthetic_actions: sample_name; Penn: video_id).
+SAMPLE_ID_FIELDS = ('sample_name', 'video_id')
+
+
+def sample_ids(data_config: ml_collections.ConfigDict, split: str, indices: Sequence[int]) -> list[str]:
+  """Names of the clips at `indices` of a split's stored examples ('holdout' indexes the training split).
+
+  A dataset without a name field gets '<stored split>/<index>', unique and stable as long as the built dataset is.
+  """
+  stored = data_config.train_split if split == 'holdout' else split
+  source = open_split(data_config, stored)
+  indices = [int(i) for i in indices]
+  if not indices:
+    return []
+  first = source[indices[0]]
+  field = next((name for name in SAMPLE_ID_FIELDS if name in first), None)
+  if field is None:
+    return [f'{stored}/{i}' for i in indices]
+  names = []
+  for start in range(0, len(indices), 256):
+    chunk = indices[start:start + 256]
+    examples = source.__getitems__(chunk) if hasattr(source, '__getitems__') else [source[i] for i in chunk]
+    names.extend(value.decode() if isinstance(value, bytes) else str(value)
+                 for value in (example[field] for example in examples))
+  return names
+
+
+def one_shot_protocol(data_config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The dataset's official one-shot protocol (builder metadata: NTU RGB+D 120 only).
+
+  Raises:
+    ValueError: the dataset has none.
+  """
+  protocol = _builder(data_config).info.metadata.get('one_shot_protocol')
+  if not protocol:
+    raise ValueError(f'{data_config.name} ({data_config.tfds_name}) has no official one-shot protocol; '
+                     'ntu_rgbd120 (ntu120_xsub, ntu120_xset) has')
+  return dict(protocol)

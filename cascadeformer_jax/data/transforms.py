@@ -32,7 +32,8 @@ NUCLA_PARENTS = layouts.LAYOUTS['nucla20'].parents_array
 # CTR-GCN's NTU pairs, 0-based; spine_shoulder (20) is the root.
 NTU_PARENTS = layouts.LAYOUTS['ntu25'].parents_array
 
-REPRESENTATIONS = ('joint', 'bone', 'joint_bone', 'bone_param', 'motion', 'joint_motion')
+# The four streams of multi-stream ensembles (CTR-GCN, pyskl) are joint, bone, motion (joint motion) and bone_motion.
+REPRESENTATIONS = ('joint', 'bone', 'joint_bone', 'bone_param', 'motion', 'joint_motion', 'bone_motion')
 
 
 # --- Generic helpers -------------------------------------------------------------------------------
@@ -125,7 +126,8 @@ def joint_representation(x: np.ndarray, parents: np.ndarray, mode: str,
     parents: (J,) parent joint of every joint (root: itself), in the joint order of `x`.
     mode: 'joint' (unchanged), 'bone' (x − x[parent]), 'joint_bone' (concat on C → 2C),
       'bone_param' (bone length and unit direction → C + 1; zero bones give a zero direction),
-      'motion' (x[t+1] − x[t], 0 for the last valid frame), 'joint_motion' (concat → 2C).
+      'motion' (x[t+1] − x[t], 0 for the last valid frame), 'joint_motion' (concat → 2C),
+      'bone_motion' (the motion of the bones: b[t+1] − b[t] with b = x − x[parent]).
     num_valid_frames: frames ≥ this are padding and stay 0 in the motion modes (default: all valid).
 
   Returns:
@@ -142,20 +144,21 @@ def joint_representation(x: np.ndarray, parents: np.ndarray, mode: str,
     length = np.linalg.norm(bone, axis=-1, keepdims=True)
     direction = bone / np.where(length > 0, length, 1)
     return np.concatenate([length, direction], axis=-1).astype(x.dtype)
-  if mode in ('motion', 'joint_motion'):
+  if mode in ('motion', 'joint_motion', 'bone_motion'):
+    source = x - x[:, parents] if mode == 'bone_motion' else x
     valid = x.shape[0] if num_valid_frames is None else num_valid_frames
-    motion = np.zeros_like(x)
+    motion = np.zeros_like(source)
     if valid > 1:
-      motion[:valid - 1] = x[1:valid] - x[:valid - 1]
-    if mode == 'motion':
-      return motion
-    return np.concatenate([x, motion], axis=-1)
+      motion[:valid - 1] = source[1:valid] - source[:valid - 1]
+    if mode == 'joint_motion':
+      return np.concatenate([x, motion], axis=-1)
+    return motion
   raise ValueError(f'unknown representation {mode!r}; expected one of {REPRESENTATIONS}')
 
 
 def representation_channels(mode: str, num_coords: int) -> int:
   """Channels per joint that `joint_representation(mode)` produces from `num_coords` inputs."""
-  if mode in ('joint', 'bone', 'motion'):
+  if mode in ('joint', 'bone', 'motion', 'bone_motion'):
     return num_coords
   if mode in ('joint_bone', 'joint_motion'):
     return 2 * num_coords

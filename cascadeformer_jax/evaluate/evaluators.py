@@ -3,6 +3,7 @@
 protocols (evaluate/protocols.py), the probe and few-shot evaluation are built from them.
 """
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
@@ -17,6 +18,7 @@ from cascadeformer_jax.evaluate import metrics as metrics_lib
 from cascadeformer_jax.evaluate import predictions
 from cascadeformer_jax.evaluate import representation
 from cascadeformer_jax.evaluate.forward import ClassifierForward
+from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.models import padding_frame_mask
 from cascadeformer_jax.models import pool_frames
@@ -128,13 +130,24 @@ class PretrainEvaluator:
     return {self.metric: float(np.sum(squared) / max(np.sum(count), 1.0)), 'count': int(len(squared))}
 
 
+# numpy (B, T, J, C) -> (B, T, J', C'): maps preprocessed clips into the joint layout of a model trained elsewhere.
+ClipMap = Callable[[np.ndarray], np.ndarray]
+
+
+def _mapped(batches: Iterable[dict[str, np.ndarray]], clip_map: ClipMap | None) -> Iterable[dict[str, np.ndarray]]:
+  if clip_map is None:
+    return batches
+  return (dict(batch, skeleton=np.asarray(clip_map(batch['skeleton']), np.float32)) for batch in batches)
+
+
 class FeatureExtractor:
-  """Frame-pooled T1 features (N, d) and labels (N,) of a split, with the evaluation preprocessing."""
+  """Frame-pooled T1 features (N, d) and labels (N,) of a split, with the evaluation preprocessing (and
+  `clip_map` applied to the clips, when given)."""
 
   def __init__(self, model_config: ModelConfig, data_config: ml_collections.ConfigDict, batch_size: int,
-               mesh: jax.sharding.Mesh):
+               mesh: jax.sharding.Mesh, clip_map: ClipMap | None = None):
     partitioning.check_batch_size(batch_size, mesh)
-    self.data_config, self.batch_size, self.mesh = data_config, batch_size, mesh
+    self.data_config, self.batch_size, self.mesh, self.clip_map = data_config, batch_size, mesh, clip_map
     model = T1(model_config)
 
     def features(params: Any, batch: dict[str, jax.Array]) -> jax.Array:
@@ -147,8 +160,42 @@ class FeatureExtractor:
 
   def run(self, t1_params: Any, split: str) -> dict[str, np.ndarray]:
     iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=split)
-    gathered = predictions.gather_predictions(lambda batch, index: self._features(t1_params, batch), iterator,
-                                              self.mesh)
+    gathered = predictions.gather_predictions(lambda batch, index: self._features(t1_params, batch),
+                                              _mapped(iterator, self.clip_map), self.mesh)
+    return {'features': gathered['outputs'][0], 'label': gathered['label'], 'index': gathered['index']}
+
+
+# What EmbeddingExtractor can return: the classifier's intermediates (those with a time axis are frame-pooled).
+EMBEDDINGS = ('pooled', 't1_features', 't2_features', 'fused', 'logits')
+
+
+class EmbeddingExtractor:
+  """One embedding per clip of a split from a classifier: a named intermediate (`EMBEDDINGS`), pooled over frames
+  when it has a time axis, as float32 (N, d), with labels and stored indices; `clip_map` as FeatureExtractor."""
+
+  def __init__(self, model_config: ModelConfig, data_config: ml_collections.ConfigDict, batch_size: int,
+               mesh: jax.sharding.Mesh, embedding: str = 'pooled', clip_map: ClipMap | None = None):
+    if embedding not in EMBEDDINGS:
+      raise ValueError(f'embedding {embedding!r} is not one of {EMBEDDINGS}')
+    partitioning.check_batch_size(batch_size, mesh)
+    self.data_config, self.batch_size, self.mesh, self.clip_map = data_config, batch_size, mesh, clip_map
+    module = CascadeClassifier(model_config)
+
+    def embed(params: Any, batch: dict[str, jax.Array]) -> jax.Array:
+      mask = (padding_frame_mask(batch.get('lengths'), batch['skeleton'].shape[1])
+              if model_config.padding_aware else None)
+      value = module.apply({'params': params}, batch['skeleton'], frame_mask=mask,
+                           return_intermediates=True)[embedding]
+      if value.ndim == 3:
+        value = pool_frames(value, mask, model_config.pooling)
+      return value.astype(jnp.float32)
+
+    self._embed = _jit_on_mesh(embed, mesh)
+
+  def run(self, params: Any, split: str) -> dict[str, np.ndarray]:
+    iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=split)
+    gathered = predictions.gather_predictions(lambda batch, index: self._embed(params, batch),
+                                              _mapped(iterator, self.clip_map), self.mesh)
     return {'features': gathered['outputs'][0], 'label': gathered['label'], 'index': gathered['index']}
 
 

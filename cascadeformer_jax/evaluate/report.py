@@ -1,5 +1,6 @@
 """Evaluation reports: results.json, per-class accuracy, confusion matrix (CSV + PNG) and report.md."""
 
+from collections.abc import Sequence
 import csv
 import json
 import pathlib
@@ -9,13 +10,14 @@ import numpy as np
 
 from cascadeformer_jax.evaluate import metrics as metrics_lib
 
-# NTU RGB+D 60 actions 50-60 (label indices 49-59) involve two people (paper Table 2).
+# NTU RGB+D 60 actions 50-60 (label indices 49-59) involve two people (paper Table 2); NTU120 adds 106-120.
 NTU_TWO_PERSON_LABELS = tuple(range(49, 60))
 
 
-def person_type_breakdown(labels: np.ndarray, predictions: np.ndarray) -> dict[str, dict[str, float]]:
-  """Top-1 accuracy on the NTU60 single-person (labels 0-48) and two-person (49-59) classes."""
-  two_person = np.isin(labels, NTU_TWO_PERSON_LABELS)
+def person_type_breakdown(labels: np.ndarray, predictions: np.ndarray,
+                          two_person_labels: Sequence[int] = NTU_TWO_PERSON_LABELS) -> dict[str, dict[str, float]]:
+  """Top-1 accuracy on the single-person and two-person classes (default: NTU60's, labels 49-59)."""
+  two_person = np.isin(labels, two_person_labels)
   result = {}
   for name, selection in (('single_person', ~two_person), ('two_person', two_person)):
     count = int(np.sum(selection))
@@ -25,7 +27,7 @@ def person_type_breakdown(labels: np.ndarray, predictions: np.ndarray) -> dict[s
 
 
 def detailed_metrics(logits: np.ndarray, labels: np.ndarray, class_names: list[str],
-                     ntu_breakdown: bool = False) -> dict[str, Any]:
+                     ntu_breakdown: bool = False, two_person_labels: Sequence[int] | None = None) -> dict[str, Any]:
   """Summary metrics plus per-class accuracy, the confusion matrix and (NTU) the person-type breakdown."""
   labels = np.asarray(labels, np.int64)
   summary = metrics_lib.classification_metrics(logits, labels)
@@ -37,7 +39,8 @@ def detailed_metrics(logits: np.ndarray, labels: np.ndarray, class_names: list[s
       for k, name in enumerate(class_names)}
   result = {**summary, 'per_class': per_class, 'confusion_matrix': matrix.tolist()}
   if ntu_breakdown:
-    result['person_type'] = person_type_breakdown(labels, predictions)
+    result['person_type'] = person_type_breakdown(
+        labels, predictions, NTU_TWO_PERSON_LABELS if two_person_labels is None else two_person_labels)
   return result
 
 
@@ -112,3 +115,15 @@ def write_report(directory: pathlib.Path, results: dict[str, Any], class_names: 
   lines += ['', 'Confusion matrix: `confusion_matrix.png` (row-normalised), counts in `confusion_matrix.csv`.', '']
   paths['report.md'].write_text('\n'.join(lines))
   return paths
+
+
+def replace_section(path: pathlib.Path, heading: str, body: str) -> None:
+  """Writes `## heading` + body into a markdown file, replacing that section if present (else appending)."""
+  text = path.read_text() if path.exists() else ''
+  marker = f'## {heading}\n'
+  start = text.find(marker)
+  if start >= 0:
+    end = text.find('\n## ', start + len(marker))
+    text = text[:start].rstrip('\n') + ('\n\n' + text[end + 1:] if end >= 0 else '')
+  text = (text.rstrip('\n') + '\n\n' if text.strip() else '') + marker + '\n' + body
+  path.write_text(text)

@@ -24,16 +24,12 @@ from the npz, i.e. ~1.5 min plus reading the 7-10 GB npz; ~27 KiB per clip (zlib
 
 import dataclasses
 import importlib.resources
-from typing import Any
 
-from etils import epath
-import numpy as np
 import tensorflow_datasets as tfds
 
 from data_builders import _common
-from data_builders import skeletons
+from data_builders import _ntu
 from data_builders.ntu_rgbd60 import ctrgcn
-from data_builders.ntu_rgbd60 import npz
 
 CLASS_NAMES = (
     'drink_water', 'eat_meal_or_snack', 'brushing_teeth', 'brushing_hair', 'drop', 'pickup', 'throw',
@@ -50,11 +46,11 @@ CLASS_NAMES = (
     'point_finger_at_the_other_person', 'hugging_other_person', 'giving_something_to_other_person',
     'touch_other_persons_pocket', 'handshaking', 'walking_towards_each_other', 'walking_apart_from_each_other',
 )
-SKELETON_DIR = 'nturgb+d_skeletons'
+SKELETON_DIR = _ntu.SKELETON_DIR
 NPZ_FILES = {'xsub': 'NTU60_CS.npz', 'xview': 'NTU60_CV.npz'}
 NAME_LIST_CANDIDATES = ('skes_available_name.txt', 'statistics/skes_available_name.txt')
 MISSING_LIST_RESOURCE = 'samples_with_missing_skeletons.txt'
-SOURCES = ('auto', 'raw', 'npz')
+SOURCES = _ntu.SOURCES
 
 EXPECTED_LAYOUT = (f'either MANUAL_DIR/{SKELETON_DIR}/S001C001P001R001A001.skeleton ... (raw files), or '
                    'MANUAL_DIR/NTU60_CS.npz (xsub) / MANUAL_DIR/NTU60_CV.npz (xview) with '
@@ -79,34 +75,15 @@ def missing_samples() -> frozenset[str]:
 
 
 @dataclasses.dataclass(eq=False)
-class NtuRgbd60Config(tfds.core.BuilderConfig):
+class NtuRgbd60Config(_ntu.NtuConfig):
   """`benchmark`: 'xsub' (split by performer) or 'xview' (split by camera)."""
   benchmark: str = 'xsub'
 
 
-def _skeleton_files(manual_dir: epath.Path) -> dict[str, epath.Path] | None:
-  """{sample name: path} of the .skeleton files, or None when the raw folder is absent."""
-  for folder in (manual_dir / SKELETON_DIR, manual_dir):
-    if folder.is_dir():
-      files = {path.stem: path for path in folder.glob('*.skeleton')}
-      if files:
-        return files
-  return None
+NTU120_FILES = {'NTU120_CSub.npz': 'ntu_rgbd120', 'NTU120_CSet.npz': 'ntu_rgbd120'}
 
 
-def _check_names(names: list[str], where: str) -> list[str]:
-  """Valid NTU60 names among `names` (order kept); rejects malformed names, logs NTU120-only ones."""
-  bad = [name for name in names if ctrgcn.SAMPLE_NAME_PATTERN.fullmatch(name) is None]
-  if bad:
-    raise _common.DatasetFormatError(f'{where}: sample name(s) not of the form SsssCcccPpppRrrrAaaa: {bad[:5]}')
-  kept = [name for name in names if ctrgcn.is_ntu60_sample(name)]
-  if len(kept) < len(names):
-    _common.logger.info('ntu_rgbd60: ignoring %d samples of %s outside NTU60 (setup > 17 or action > 60, i.e. the '
-                        'NTU120 extension)', len(names) - len(kept), where)
-  return kept
-
-
-class NtuRgbd60(tfds.core.GeneratorBasedBuilder):
+class NtuRgbd60(_ntu.NtuSkeletonBuilder):
   """NTU RGB+D 60, CTR-GCN-cleaned skeletons (T, 2, 25, 3), from raw .skeleton files or CTR-GCN npz files."""
 
   name = 'ntu_rgbd60'
@@ -118,193 +95,36 @@ class NtuRgbd60(tfds.core.GeneratorBasedBuilder):
                       + ', '.join(map(str, ctrgcn.XSUB_TRAIN_PERFORMERS))),
       NtuRgbd60Config(name='xview', benchmark='xview', description='cross-view: train cameras 2, 3; test camera 1'),
   ]
+  DESCRIPTION = __doc__
+  CLASS_NAMES = CLASS_NAMES
+  TWO_PERSON_LABELS = tuple(range(49, 60))
+  NPZ_FILES = NPZ_FILES
+  SPLIT_GROUPS = {benchmark: ctrgcn.split_groups(benchmark) for benchmark in ctrgcn.BENCHMARKS}
+  SPLIT_RULES = {
+      'xsub': {'train_performers': list(ctrgcn.XSUB_TRAIN_PERFORMERS),
+               'test_performers': list(ctrgcn.XSUB_TEST_PERFORMERS)},
+      'xview': {'train_cameras': list(ctrgcn.XVIEW_TRAIN_CAMERAS), 'test_cameras': list(ctrgcn.XVIEW_TEST_CAMERAS)},
+  }
+  EXPECTED_FULL_SIZES = {'xsub': [40091, 16487], 'xview': [37646, 18932]}
+  EXPECTED_LAYOUT = EXPECTED_LAYOUT
+  NAME_LIST_ORIGIN = 'data/ntu/statistics/'
+  NAME_LIST_CANDIDATES = NAME_LIST_CANDIDATES
+  FULL_MISSING_COUNT = 302
+  OTHER_DATASET_FILES = NTU120_FILES
+  CITATION = ('@inproceedings{shahroudy2016ntu, title={NTU RGB+D: A Large Scale Dataset for 3D Human Activity '
+              'Analysis}, author={Shahroudy, Amir and Liu, Jun and Ng, Tian-Tsong and Wang, Gang}, '
+              'booktitle={CVPR}, year={2016}}')
+  missing_samples = staticmethod(missing_samples)
 
-  def __init__(self, *, source: str = 'auto', **kwargs):
-    """`source`: 'raw' (.skeleton files), 'npz' (CTR-GCN npz) or 'auto' (raw when present, else npz)."""
-    if source not in SOURCES:
-      raise ValueError(f'ntu_rgbd60: unknown source {source!r}; expected one of {SOURCES}')
-    self._source = source
-    super().__init__(**kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    metadata = skeletons.layout_metadata(skeletons.KINECT_V2_JOINTS, skeletons.KINECT_V2_EDGES)
-    metadata.update({
-        'class_names': list(CLASS_NAMES),
-        'num_classes': len(CLASS_NAMES),
-        'two_person_labels': list(range(49, 60)),
-        'benchmark': self.builder_config.benchmark,
-        'split_rule': {
-            'xsub': {'train_performers': list(ctrgcn.XSUB_TRAIN_PERFORMERS),
-                     'test_performers': list(ctrgcn.XSUB_TEST_PERFORMERS)},
-            'xview': {'train_cameras': list(ctrgcn.XVIEW_TRAIN_CAMERAS),
-                      'test_cameras': list(ctrgcn.XVIEW_TEST_CAMERAS)},
-        }[self.builder_config.benchmark],
-        'coordinates': ('Kinect v2 camera space, metres, centred on actor 1 spine_mid (joint 1) of the first frame; '
-                        'CTR-GCN denoising; frames of an absent actor are zeros'),
-        'skeleton_layout': '(T, 2, 25, 3) = (frame, actor slot, joint, (x, y, z)); unpadded',
-        'expected_full_sizes': {'xsub': [40091, 16487], 'xview': [37646, 18932]}[self.builder_config.benchmark],
-    })
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            'skeleton': tfds.features.Tensor(shape=(None, 2, ctrgcn.NUM_JOINTS, 3), dtype=np.float32,
-                                             encoding='zlib'),
-            'num_bodies': np.int32,
-            'setup': np.int32,
-            'camera': np.int32,
-            'performer': np.int32,
-            'replication': np.int32,
-            'sample_name': tfds.features.Text(),
-            'label': tfds.features.ClassLabel(names=CLASS_NAMES),
-        }),
-        supervised_keys=('skeleton', 'label'),
-        disable_shuffling=True,
-        homepage='https://rose1.ntu.edu.sg/dataset/actionRecognition/',
-        citation=('@inproceedings{shahroudy2016ntu, title={NTU RGB+D: A Large Scale Dataset for 3D Human Activity '
-                  'Analysis}, author={Shahroudy, Amir and Liu, Jun and Ng, Tian-Tsong and Wang, Gang}, '
-                  'booktitle={CVPR}, year={2016}}'),
-        metadata=tfds.core.MetadataDict(metadata),
-    )
-
-  def _choose_source(self, manual_dir: epath.Path) -> str:
-    npz_path = manual_dir / NPZ_FILES[self.builder_config.benchmark]
-    if self._source == 'raw' or (self._source == 'auto' and _skeleton_files(manual_dir) is not None):
-      return 'raw'
-    if self._source == 'npz' or npz_path.exists():
-      return 'npz'
-    entries = sorted(path.name for path in manual_dir.iterdir())
-    shown = ', '.join(entries[:8]) + (', ...' if len(entries) > 8 else '') if entries else 'nothing'
-    raise _common.DatasetFormatError(f'ntu_rgbd60/{self.builder_config.name}: found neither .skeleton files nor '
-                                     f'{npz_path.name} in {manual_dir} (it holds {shown}). Expected {EXPECTED_LAYOUT}')
-
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    manual_dir = epath.Path(dl_manager.manual_dir)
-    source = self._choose_source(manual_dir)
-    self.info.metadata['source'] = source
-    if source == 'raw':
-      files = _skeleton_files(manual_dir)
-      ordered = self._raw_split_names(manual_dir, files)
-      return {split: self._generate_examples(self._from_skeletons([(name, files[name]) for name in names], split))
-              for split, names in ordered.items()}
-    return self._npz_splits(manual_dir)
-
-  def _raw_split_names(self, manual_dir: epath.Path,
-                       files: dict[str, epath.Path] | None) -> dict[str, list[str]]:
-    if files is None:
-      raise _common.DatasetFormatError(f'ntu_rgbd60: no .skeleton files in {manual_dir / SKELETON_DIR} or '
-                                       f'{manual_dir}. Expected {EXPECTED_LAYOUT}')
-    names = _check_names(sorted(files), str(manual_dir / SKELETON_DIR))
-    missing = missing_samples()
-    skipped = [name for name in names if name in missing]
-    names = [name for name in names if name not in missing]
-    _common.logger.warning(
-        'ntu_rgbd60: skipped %d of %d .skeleton files listed in the official missing-skeleton list '
-        '(302 in the full dataset)%s', len(skipped), len(skipped) + len(names),
-        (': ' + ', '.join(skipped[:10]) + (' ...' if len(skipped) > 10 else '')) if skipped else '')
-    self.info.metadata['num_skipped_missing_samples'] = len(skipped)
-    self.info.metadata['skipped_missing_samples'] = skipped
-    return self._log_split(ctrgcn.ctrgcn_split_order(names, self.builder_config.benchmark),
-                           str(manual_dir / SKELETON_DIR))
-
-  def _log_split(self, ordered: dict[str, list[str]], source: str) -> dict[str, list[str]]:
-    _common.logger.info('ntu_rgbd60/%s: %d train / %d test clips', self.builder_config.name, len(ordered['train']),
-                        len(ordered['test']))
-    _common.check_splits_not_empty(ordered, f'ntu_rgbd60/{self.builder_config.name}', source,
-                                   self.builder_config.description)
-    return ordered
-
-  def _generate_examples(self, examples):
-    """Yields the (key, example) pairs of one split, made by `_from_skeletons` or `_from_npz`."""
-    yield from examples
-
-  def _from_skeletons(self, items: list[tuple[str, epath.Path]], split: str):
-    for name, path in _common.progress(items, f'ntu_rgbd60/{self.builder_config.name}: {split} .skeleton files'):
-      try:
-        text = path.read_bytes().decode('ascii')
-      except UnicodeDecodeError as e:
-        raise _common.DatasetFormatError(f'{path}: not an ASCII .skeleton text file ({e})') from e
-      try:
-        skeleton, num_bodies = ctrgcn.clip_from_skeleton_text(text)
-      except ctrgcn.SkeletonFormatError as e:
-        raise _common.DatasetFormatError(f'{path}: {e}') from e
-      yield name, self._example(name, skeleton, num_bodies)
-
-  def _sample_names(self, manual_dir: epath.Path) -> tuple[list[str], str]:
-    """Names of the available samples in CTR-GCN order, and where they came from."""
-    for candidate in NAME_LIST_CANDIDATES:
-      path = manual_dir / candidate
-      if path.exists():
-        names = ctrgcn.read_sample_list(path.read_text())
-        if not names:
-          raise _common.DatasetFormatError(f'{path}: no sample names (SsssCcccPpppRrrrAaaa) found')
-        return _check_names(names, str(path)), str(path)
-    files = _skeleton_files(manual_dir)
-    if files is not None:
-      missing = missing_samples()
-      names = [name for name in _check_names(sorted(files), str(manual_dir / SKELETON_DIR)) if name not in missing]
-      return names, f'{manual_dir / SKELETON_DIR} minus the missing-skeleton list'
-    raise _common.DatasetFormatError(
-        f'ntu_rgbd60: the npz rows need their sample names: put CTR-GCN\'s skes_available_name.txt '
-        f'(data/ntu/statistics/) into {manual_dir} (or provide the {SKELETON_DIR} folder)')
-
-  def _npz_splits(self, manual_dir: epath.Path):
-    path = manual_dir / NPZ_FILES[self.builder_config.benchmark]
-    if not path.exists():
-      raise _common.DatasetFormatError(f'ntu_rgbd60/{self.builder_config.name}: {path} does not exist. '
-                                       f'Expected {EXPECTED_LAYOUT}')
-    names, names_source = self._sample_names(manual_dir)
-    ordered = self._log_split(ctrgcn.ctrgcn_split_order(names, self.builder_config.benchmark), names_source)
-    try:
-      arrays = {}
-      for split in ('train', 'test'):
-        x = npz.load_member(str(path), f'x_{split}')
-        y = npz.load_member(str(path), f'y_{split}')
-        if x.ndim != 3 or x.shape[2] != 150:
-          raise _common.DatasetFormatError(f'{path}: x_{split} should have shape (N, T, 150), got {x.shape}')
-        try:
-          labels = ctrgcn.labels_from_npz(y)
-        except ValueError as e:
-          raise _common.DatasetFormatError(f'{path}: y_{split}: {e}') from e
-        if len(labels) != len(x):
-          raise _common.DatasetFormatError(f'{path}: x_{split} has {len(x)} rows but y_{split} has {len(labels)}')
-        if len(x) != len(ordered[split]):
-          raise _common.DatasetFormatError(
-              f'{path}: x_{split} has {len(x)} rows but {names_source} gives {len(ordered[split])} {split} samples '
-              f'for {self.builder_config.name}; the npz and the sample names do not belong together')
-        expected = np.array([ctrgcn.parse_sample_name(name)['action'] - 1 for name in ordered[split]])
-        mismatch = np.flatnonzero(labels != expected)
-        if mismatch.size:
-          row = int(mismatch[0])
-          raise _common.DatasetFormatError(
-              f'{path}: y_{split} row {row} has label {labels[row]} but the sample name for that row, '
-              f'{ordered[split][row]} (from {names_source}), has label {expected[row]} ({mismatch.size} rows differ)')
-        arrays[split] = x
-    except npz.NpzError as e:
-      raise _common.DatasetFormatError(str(e)) from e
-    self.info.metadata['npz_file'] = path.name
-    return {split: self._generate_examples(self._from_npz(arrays[split], ordered[split], split, path))
-            for split in arrays}
-
-  def _from_npz(self, rows: np.ndarray, names: list[str], split: str, path: epath.Path):
-    description = f'ntu_rgbd60/{self.builder_config.name}: {split} rows of {path.name}'
-    for index in _common.progress(range(len(names)), description):
-      try:
-        skeleton, num_bodies = ctrgcn.clip_from_npz_row(rows[index])
-      except ValueError as e:
-        raise _common.DatasetFormatError(f'{path}: x_{split} row {index} ({names[index]}): {e}') from e
-      yield names[index], self._example(names[index], skeleton, num_bodies)
-
-  @staticmethod
-  def _example(name: str, skeleton: np.ndarray, num_bodies: int) -> dict[str, Any]:
-    ids = ctrgcn.parse_sample_name(name)
-    return {
-        'skeleton': skeleton,
-        'num_bodies': num_bodies,
-        'setup': ids['setup'],
-        'camera': ids['camera'],
-        'performer': ids['performer'],
-        'replication': ids['replication'],
-        'sample_name': name,
-        'label': ids['action'] - 1,
-    }
+  def _select_names(self, names: list[str], where: str) -> list[str]:
+    """Valid NTU60 names among `names` (order kept); logs NTU120-only ones, refuses a folder of only those."""
+    kept = [name for name in names if ctrgcn.is_ntu60_sample(name)]
+    if names and not kept:
+      raise _common.DatasetFormatError(
+          f'{where}: all {len(names)} samples belong to the NTU RGB+D 120 extension (setups S018-S032 or actions '
+          'A061-A120); the NTU RGB+D 60 samples (setups S001-S017, nturgbd_skeletons_s001_to_s017.zip) are missing. '
+          'Build ntu_rgbd120 from a folder holding both parts')
+    if len(kept) < len(names):
+      _common.logger.info('ntu_rgbd60: ignoring %d samples of %s outside NTU60 (setup > 17 or action > 60, i.e. the '
+                          'NTU120 extension)', len(names) - len(kept), where)
+    return kept

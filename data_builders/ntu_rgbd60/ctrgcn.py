@@ -76,13 +76,21 @@ def split_groups(benchmark: str) -> dict[str, tuple[str, tuple[int, ...]]]:
 
 
 def ctrgcn_split_order(names: Sequence[str], benchmark: str) -> dict[str, list[str]]:
-  """Splits sample names into train/test in the row order of CTR-GCN's npz files.
+  """Splits NTU60 sample names into train/test in the row order of CTR-GCN's npz files.
 
   CTR-GCN concatenates, for each id of the split's performer (x-sub) or camera (x-view) list in listed order, the
   samples with that id in the order of `skes_available_name.txt` (sorted names); `names` must be in that order.
   """
+  return split_order(names, split_groups(benchmark))
+
+
+def split_order(names: Sequence[str], groups: dict[str, tuple[str, Sequence[int]]]) -> dict[str, list[str]]:
+  """{split: names} for `groups` = {split: (name field, ids in listed order)}, CTR-GCN's row order.
+
+  Every split lists, for each of its ids in order, the names with that value of the field, in the order of `names`.
+  """
   ordered = {}
-  for split, (field, ids) in split_groups(benchmark).items():
+  for split, (field, ids) in groups.items():
     by_id: dict[int, list[str]] = {i: [] for i in ids}
     for name in names:
       value = parse_sample_name(name)[field]

@@ -202,7 +202,8 @@ def test_drop_axis_and_joints():
 
 
 @pytest.mark.parametrize('mode,channels', [('joint', 3), ('bone', 3), ('joint_bone', 6),
-                                           ('bone_param', 4), ('motion', 3), ('joint_motion', 6)])
+                                           ('bone_param', 4), ('motion', 3), ('joint_motion', 6),
+                                           ('bone_motion', 3)])
 def test_representations(mode, channels):
   rng = np.random.default_rng(0)
   x = rng.standard_normal((10, 25, 3)).astype(np.float32)
@@ -218,6 +219,10 @@ def test_representations(mode, channels):
   if mode == 'motion':
     np.testing.assert_allclose(out[:6], x[1:7] - x[:6])
     assert (out[6:] == 0).all()
+  if mode == 'bone_motion':
+    # joint 3 (head) hangs from joint 2 (neck): (x[t+1, 3] - x[t+1, 2]) - (x[t, 3] - x[t, 2]).
+    np.testing.assert_allclose(out[:6, 3], (x[1:7, 3] - x[1:7, 2]) - (x[:6, 3] - x[:6, 2]), atol=1e-6)
+    assert (out[6:] == 0).all() and (out[:, 20] == 0).all()  # padding frames; the root bone never moves
 
 
 def test_unknown_representation():

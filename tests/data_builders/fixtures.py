@@ -121,18 +121,24 @@ def write_ntu_npz(manual_dir: pathlib.Path, benchmark: str, clips: dict[str, tup
                   compressed: bool = False) -> pathlib.Path:
   """Writes `NTU60_CS.npz` (xsub) or `NTU60_CV.npz` (xview) in CTR-GCN's layout from `clips` (default: expected)."""
   clips = expected_ntu_clips() if clips is None else clips
+  path = manual_dir / {'xsub': 'NTU60_CS.npz', 'xview': 'NTU60_CV.npz'}[benchmark]
+  return write_ctrgcn_npz(path, NTU_NPZ_ORDER[benchmark], clips, 60, compressed)
+
+
+def write_ctrgcn_npz(path: pathlib.Path, order: dict[str, list[str]], clips: dict[str, tuple[np.ndarray, int]],
+                     num_classes: int, compressed: bool = False) -> pathlib.Path:
+  """Writes an npz in CTR-GCN's layout: x_{split} (N, T_pad, 150) float32, y_{split} (N, K) one-hot float64."""
   pad = max(skeleton.shape[0] for skeleton, _ in clips.values())
   arrays = {}
-  for split, names in NTU_NPZ_ORDER[benchmark].items():
+  for split, names in order.items():
     x = np.zeros((len(names), pad, 150), np.float32)
-    y = np.zeros((len(names), 60), np.float64)
+    y = np.zeros((len(names), num_classes), np.float64)
     for row, name in enumerate(names):
       skeleton, _ = clips[name]
       x[row, :len(skeleton)] = skeleton.reshape(len(skeleton), 150)
       y[row, int(name[-3:]) - 1] = 1.0
     arrays[f'x_{split}'], arrays[f'y_{split}'] = x, y
-  path = manual_dir / {'xsub': 'NTU60_CS.npz', 'xview': 'NTU60_CV.npz'}[benchmark]
-  manual_dir.mkdir(parents=True, exist_ok=True)
+  path.parent.mkdir(parents=True, exist_ok=True)
   (np.savez_compressed if compressed else np.savez)(path, **arrays)
   return path
 
@@ -141,6 +147,57 @@ def write_ntu_available_names(manual_dir: pathlib.Path) -> pathlib.Path:
   """CTR-GCN's `skes_available_name.txt` for the fixtures: all names except the missing one, sorted."""
   path = manual_dir / 'skes_available_name.txt'
   path.write_text(''.join(f'{name}\n' for name in sorted(NTU_FIXTURE_NAMES) if name != NTU_MISSING_FIXTURE))
+  return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# NTU RGB+D 120: the F1-F6 contents under NTU120 names, from both parts of the dataset (setups <= 17 and >= 18).
+
+NTU120_FIXTURES = {  # NTU120 name: the NTU60 fixture whose .skeleton text it carries
+    'S001C001P001R001A001': 'S001C001P001R001A001',  # F1: x-sub train (P001), x-set test (S001)
+    'S018C002P045R001A106': 'S001C002P003R001A050',  # F2, two actors: train (P045) / train (S018)
+    'S019C003P050R002A120': 'S001C003P002R002A051',  # F3: train (P050) / test (S019)
+    'S020C001P060R001A061': 'S001C001P006R001A010',  # F4, CRLF: test (P060) / train (S020)
+    'S032C003P067R002A066': 'S001C002P005R002A008',  # F5: on the NTU120 missing-skeleton list only
+    'S032C002P106R001A110': 'S002C002P007R001A052',  # F6: test (P106) / train (S032)
+}
+NTU120_MISSING_FIXTURE = 'S032C003P067R002A066'
+NTU120_NPZ_ORDER = {
+    'xsub': {'train': ['S001C001P001R001A001', 'S018C002P045R001A106', 'S019C003P050R002A120'],
+             'test': ['S020C001P060R001A061', 'S032C002P106R001A110']},
+    'xset': {'train': ['S018C002P045R001A106', 'S020C001P060R001A061', 'S032C002P106R001A110'],
+             'test': ['S001C001P001R001A001', 'S019C003P050R002A120']},
+}
+
+
+def write_ntu120_skeletons(manual_dir: pathlib.Path, names: tuple[str, ...] = tuple(NTU120_FIXTURES)
+                           ) -> pathlib.Path:
+  """Writes `manual_dir/nturgb+d_skeletons/<name>.skeleton` for NTU120 fixtures; returns that folder."""
+  folder = manual_dir / 'nturgb+d_skeletons'
+  folder.mkdir(parents=True, exist_ok=True)
+  texts = ntu_fixture_texts()
+  for name in names:
+    (folder / f'{name}.skeleton').write_bytes(texts[NTU120_FIXTURES[name]].encode('ascii'))
+  return folder
+
+
+def expected_ntu120_clips() -> dict[str, tuple[np.ndarray, int]]:
+  """Cleaned + centred clips of the kept NTU120 fixtures (those of the NTU60 fixtures with the same text)."""
+  ntu60 = expected_ntu_clips()
+  return {name: ntu60[source] for name, source in NTU120_FIXTURES.items() if name != NTU120_MISSING_FIXTURE}
+
+
+def write_ntu120_npz(manual_dir: pathlib.Path, benchmark: str, compressed: bool = False) -> pathlib.Path:
+  """Writes `NTU120_CSub.npz` (xsub) or `NTU120_CSet.npz` (xset) in CTR-GCN's layout (120 one-hot columns)."""
+  path = manual_dir / {'xsub': 'NTU120_CSub.npz', 'xset': 'NTU120_CSet.npz'}[benchmark]
+  return write_ctrgcn_npz(path, NTU120_NPZ_ORDER[benchmark], expected_ntu120_clips(), 120, compressed)
+
+
+def write_ntu120_available_names(manual_dir: pathlib.Path) -> pathlib.Path:
+  """CTR-GCN's `skes_available_name.txt` for the NTU120 fixtures: all names except the missing one, sorted."""
+  path = manual_dir / 'skes_available_name.txt'
+  manual_dir.mkdir(parents=True, exist_ok=True)
+  path.write_text(''.join(f'{name}\n' for name in sorted(NTU120_FIXTURES) if name != NTU120_MISSING_FIXTURE))
   return path
 
 

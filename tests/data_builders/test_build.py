@@ -15,15 +15,17 @@ from tests.data_builders import fixtures
 
 def test_registry_names_and_imports():
   # pylint: disable-next=g-import-not-at-top
-  from data_builders import n_ucla, ntu_rgbd60, penn_action, skeleton_folder, synthetic_actions
+  from data_builders import n_ucla, ntu_rgbd60, ntu_rgbd120, penn_action, skeleton_folder, synthetic_actions
   assert data_builders.BUILDERS == {
       'penn_action': penn_action.PennAction, 'n_ucla': n_ucla.NUcla, 'ntu_rgbd60': ntu_rgbd60.NtuRgbd60,
-      'synthetic_actions': synthetic_actions.SyntheticActions, 'skeleton_folder': skeleton_folder.SkeletonFolder}
+      'ntu_rgbd120': ntu_rgbd120.NtuRgbd120, 'synthetic_actions': synthetic_actions.SyntheticActions,
+      'skeleton_folder': skeleton_folder.SkeletonFolder}
   for name, builder_class in data_builders.BUILDERS.items():
     assert builder_class.name == name
   assert [c.name for c in ntu_rgbd60.NtuRgbd60.BUILDER_CONFIGS] == ['xsub', 'xview']
+  assert [c.name for c in ntu_rgbd120.NtuRgbd120.BUILDER_CONFIGS] == ['xsub', 'xset']
   assert [c.name for c in synthetic_actions.SyntheticActions.BUILDER_CONFIGS] == ['default', 'tiny']
-  for name in ('penn_action', 'n_ucla', 'ntu_rgbd60'):
+  for name in ('penn_action', 'n_ucla', 'ntu_rgbd60', 'ntu_rgbd120'):
     assert 'MANUAL_DIR' in data_builders.BUILDERS[name].MANUAL_DOWNLOAD_INSTRUCTIONS
 
 

@@ -1,0 +1,84 @@
+r"""Fuses the test scores of several trained streams (e.g. joint, bone, joint motion, bone motion) of one recipe.
+
+    python -m cascadeformer_jax.ensemble --workdirs=runs/joint,runs/bone,runs/motion,runs/bone_motion \
+        --weights=2,2,1,1 --output=ensemble.json
+    python -m cascadeformer_jax.ensemble --workdirs=runs/joint,runs/bone --search_weights --output=ensemble.json
+
+Each work dir must hold the `scores.npz` its test evaluation saved; all of them must have scored the same clips of
+the same split of the same dataset. The fused score of a clip is sum_s weight_s * softmax(logits_s) (default weights
+all 1). `--search_weights` instead picks the weights from the grid {0, 0.5, 1, 1.5, 2} on the hold-out scores
+(`scores_holdout.npz`, saved by runs with --config.data.holdout_fraction > 0), never on test, and then reports the
+test split with them. Writes the JSON to --output and a markdown table next to it (same name, .md), and prints
+the table.
+"""
+
+import json
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+
+_WORKDIRS = flags.DEFINE_list('workdirs', None, 'Comma-separated work dirs, one per stream.')
+_WEIGHTS = flags.DEFINE_list('weights', None, 'Comma-separated non-negative weights, one per work dir (default 1).')
+_OUTPUT = flags.DEFINE_string('output', None, 'JSON file to write; the markdown table goes next to it (.md).')
+_SEARCH = flags.DEFINE_bool('search_weights', False, 'Choose the weights on the hold-out scores.')
+flags.mark_flags_as_required(['workdirs', 'output'])
+
+
+def _parse_weights(values: list[str] | None, count: int) -> list[float]:
+  if values is None:
+    return [1.0] * count
+  weights = []
+  for value in values:
+    try:
+      weights.append(float(value))
+    except ValueError:
+      raise ValueError(f'--weights: {value!r} is not a number') from None
+  return weights
+
+
+def run(workdirs: list[str], weights: list[str] | None, output: str, search: bool) -> str:
+  """Fuses, writes the JSON and markdown files and returns the markdown; raises ValueError on bad input."""
+  from cascadeformer_jax.evaluate import ensemble  # pylint: disable=g-import-not-at-top
+
+  if len(workdirs) < 2:
+    raise ValueError(f'--workdirs: give at least two work dirs to fuse, got {len(workdirs)}')
+  output_path = pathlib.Path(output)
+  if output_path.suffix == '.md':
+    raise ValueError(f'--output={output}: name the JSON file; the markdown goes next to it')
+  if search and weights is not None:
+    raise ValueError('pass either --weights or --search_weights, not both')
+  if not search:
+    chosen = ensemble.check_weights(_parse_weights(weights, len(workdirs)), len(workdirs)).tolist()
+  streams = [ensemble.load_workdir_scores(workdir) for workdir in workdirs]
+  search_info = None
+  if search:
+    holdout = [ensemble.load_workdir_scores(workdir, 'holdout') for workdir in workdirs]
+    chosen, holdout_top1 = ensemble.search_weights(holdout)
+    search_info = {'split': holdout[0].split, 'count': int(len(holdout[0].labels)), 'top1': holdout_top1,
+                   'grid': list(ensemble.SEARCH_GRID)}
+  results = ensemble.ensemble_results(streams, chosen, names=workdirs)
+  if search_info:
+    results['weight_search'] = search_info
+  markdown = ensemble.markdown_report(results)
+  output_path.parent.mkdir(parents=True, exist_ok=True)
+  output_path.write_text(json.dumps(results, indent=1) + '\n')
+  output_path.with_suffix('.md').write_text(markdown)
+  return markdown
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  try:
+    markdown = run(_WORKDIRS.value, _WEIGHTS.value, _OUTPUT.value, _SEARCH.value)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  print(markdown, end='')
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,161 @@
+"""Ensemble fusion by hand on fixed scores, the refusals, and the CLI end to end on generated score files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cascadeformer_jax import ensemble as ensemble_cli
+from cascadeformer_jax.evaluate import ensemble
+from tests.conftest import REPO_ROOT
+
+IDS = np.array(['c0', 'c1', 'c2'])
+LABELS = np.array([1, 1, 2])
+# Logits = log-probabilities, so softmax gives these probabilities back.
+PROBS_A = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7]])    # predicts 0, 1, 2: 2/3 right
+PROBS_B = np.array([[0.1, 0.8, 0.1], [0.55, 0.35, 0.1], [0.3, 0.3, 0.4]])  # predicts 1, 0, 2: 2/3 right
+
+
+def _stream(probs, ids=IDS, labels=LABELS, split='test', dataset='ntu60_xsub', path=''):
+  return ensemble.StreamScores(logits=np.log(probs).astype(np.float32), labels=np.asarray(labels),
+                               sample_ids=np.asarray(ids), split=split, dataset=dataset, path=path)
+
+
+def test_fusion_by_hand():
+  a, b = _stream(PROBS_A, path='A'), _stream(PROBS_B, path='B')
+  # 1:1 -> [0.7, 1.1, 0.2], [0.75, 0.85, 0.4], [0.4, 0.5, 1.1]: all right.
+  np.testing.assert_allclose(ensemble.fuse([a, b], [1, 1]), PROBS_A + PROBS_B, rtol=1e-6)
+  results = ensemble.ensemble_results([a, b], [1, 1])
+  assert results['ensemble']['top1'] == 1.0
+  assert [row['top1'] for row in results['streams']] == pytest.approx([2 / 3, 2 / 3])
+  # Mean class accuracy over the classes present (1 and 2): (1/2 + 1/1) / 2 for each stream.
+  assert [row['mean_class_accuracy'] for row in results['streams']] == [0.75, 0.75]
+  # 1:3 -> clip 1 = [1.85, 1.55, 0.6]: class 0, wrong.
+  assert ensemble.ensemble_results([a, b], [1, 3])['ensemble']['top1'] == pytest.approx(2 / 3)
+  assert ensemble.ensemble_results([a, b], [1, 3])['ensemble']['mean_class_accuracy'] == 0.75
+
+
+def test_streams_are_matched_by_sample_id():
+  order = [2, 0, 1]
+  b = _stream(PROBS_B[order], ids=IDS[order], labels=LABELS[order], path='B')
+  np.testing.assert_allclose(ensemble.fuse(ensemble.align([_stream(PROBS_A), b]), [1, 1]), PROBS_A + PROBS_B,
+                             rtol=1e-6)
+
+
+@pytest.mark.parametrize('other, match', [
+    (dict(split='holdout'), r"B scored split 'holdout' but A scored 'test'"),
+    (dict(dataset='ntu120_xsub'), r"B scored dataset 'ntu120_xsub' but A scored 'ntu60_xsub'"),
+    (dict(ids=np.array(['c0', 'c1', 'c9'])), r'B scored other clips: it lacks 1 clip\(s\) of A \(e.g. c2\) and has 1 '
+                                             r'clip\(s\) that A lacks \(e.g. c9\)'),
+    (dict(labels=np.array([1, 0, 2])), r'B labels clip c1 as 0 but A as 1'),
+])
+def test_refuses_streams_that_do_not_belong_together(other, match):
+  with pytest.raises(ensemble.EnsembleError, match=match):
+    ensemble.align([_stream(PROBS_A, path='A'), _stream(PROBS_B, path='B', **other)])
+
+
+@pytest.mark.parametrize('weights, match', [
+    ([1, 1, 1], r'3 weight\(s\) for 2 stream\(s\)'),
+    ([1, -1], r'non-negative'),
+    ([0, 0], r'all weights are 0'),
+])
+def test_refuses_bad_weights(weights, match):
+  with pytest.raises(ensemble.EnsembleError, match=match):
+    ensemble.fuse([_stream(PROBS_A), _stream(PROBS_B)], weights)
+
+
+def test_search_weights_on_holdout_only():
+  holdout = [_stream(PROBS_A, split='holdout'), _stream(PROBS_B, split='holdout')]
+  weights, top1 = ensemble.search_weights(holdout)
+  # Grid order (0, 0.5, 1, 1.5, 2)^2: (0, x) and (x, 0) are 2/3; (0.5, 0.5) is the first vector fusing 3/3.
+  assert weights == [0.5, 0.5] and top1 == 1.0
+  with pytest.raises(ensemble.EnsembleError, match='never on the test split'):
+    ensemble.search_weights([_stream(PROBS_A), _stream(PROBS_B)])
+
+
+def test_score_files_round_trip_and_errors(tmp_path):
+  path = ensemble.save_scores(tmp_path / 'w' / 'scores.npz', np.log(PROBS_A), LABELS, [b'c0', 'c1', 'c2'], 'test',
+                              'ntu60_xsub')
+  loaded = ensemble.load_workdir_scores(tmp_path / 'w')
+  assert loaded.sample_ids.tolist() == IDS.tolist() and loaded.split == 'test' and loaded.dataset == 'ntu60_xsub'
+  np.testing.assert_allclose(loaded.logits, np.log(PROBS_A), rtol=1e-6)
+  assert [p.name for p in path.parent.iterdir()] == ['scores.npz']  # no temporary file left
+  with pytest.raises(ensemble.EnsembleError, match=r'no scores_holdout\.npz; the work dir has no saved holdout'):
+    ensemble.load_workdir_scores(tmp_path / 'w', 'holdout')
+  np.savez(tmp_path / 'bad.npz', logits=np.zeros((2, 3)), labels=np.zeros(2, int))
+  with pytest.raises(ensemble.EnsembleError, match=r'bad\.npz: missing sample_ids, split, dataset'):
+    ensemble.load_scores(tmp_path / 'bad.npz')
+  np.savez(tmp_path / 'dup.npz', logits=np.zeros((2, 3)), labels=np.zeros(2, int), sample_ids=np.array(['a', 'a']),
+           split='test', dataset='x')
+  with pytest.raises(ensemble.EnsembleError, match=r"sample_ids repeat \(e.g. 'a'\)"):
+    ensemble.load_scores(tmp_path / 'dup.npz')
+
+
+def _workdirs(tmp_path, split='test', holdout=False):
+  dirs = []
+  for name, probs in (('joint', PROBS_A), ('bone', PROBS_B)):
+    workdir = tmp_path / name
+    ensemble.save_scores(ensemble.scores_file(workdir), np.log(probs), LABELS, IDS, split, 'ntu60_xsub')
+    if holdout:
+      ensemble.save_scores(ensemble.scores_file(workdir, 'holdout'), np.log(probs), LABELS, IDS, 'holdout',
+                           'ntu60_xsub')
+    dirs.append(str(workdir))
+  return dirs
+
+
+def test_cli_run_writes_json_and_markdown(tmp_path):
+  dirs = _workdirs(tmp_path, holdout=True)
+  markdown = ensemble_cli.run(dirs, ['1', '3'], str(tmp_path / 'out' / 'fused.json'), search=False)
+  results = json.loads((tmp_path / 'out' / 'fused.json').read_text())
+  assert results['weights'] == [1.0, 3.0] and results['ensemble']['top1'] == pytest.approx(2 / 3)
+  assert (tmp_path / 'out' / 'fused.md').read_text() == markdown and '| **ensemble** |' in markdown
+  ensemble_cli.run(dirs, None, str(tmp_path / 'search.json'), search=True)
+  results = json.loads((tmp_path / 'search.json').read_text())
+  assert results['weights'] == [0.5, 0.5] and results['weight_search']['split'] == 'holdout'
+  assert results['split'] == 'test' and results['ensemble']['top1'] == 1.0
+
+
+@pytest.mark.parametrize('case, match', [
+    ('no_scores', r'empty: no scores\.npz; the work dir has no saved test scores'),
+    ('weights_count', r'1 weight\(s\) for 2 stream\(s\)'),
+    ('negative', r'non-negative'),
+    ('not_a_number', r"--weights: 'x' is not a number"),
+    ('different_split', r"scored split 'holdout' but .* scored 'test'"),
+    ('search_without_holdout', r'no scores_holdout\.npz'),
+])
+def test_cli_run_bad_input(tmp_path, case, match):
+  dirs = _workdirs(tmp_path)
+  weights, search = None, False
+  if case == 'no_scores':
+    (tmp_path / 'empty').mkdir()
+    dirs[1] = str(tmp_path / 'empty')
+  elif case == 'weights_count':
+    weights = ['1']
+  elif case == 'negative':
+    weights = ['1', '-2']
+  elif case == 'not_a_number':
+    weights = ['1', 'x']
+  elif case == 'different_split':
+    path = ensemble.scores_file(dirs[1])
+    ensemble.save_scores(path, np.log(PROBS_B), LABELS, IDS, 'holdout', 'ntu60_xsub')
+  else:
+    search = True
+  with pytest.raises(ValueError, match=match):
+    ensemble_cli.run(dirs, weights, str(tmp_path / 'out.json'), search)
+  assert not (tmp_path / 'out.json').exists()
+
+
+def test_cli_end_to_end(tmp_path):
+  dirs = _workdirs(tmp_path)
+  command = [sys.executable, '-m', 'cascadeformer_jax.ensemble', f'--workdirs={",".join(dirs)}', '--weights=2,1',
+             f'--output={tmp_path / "e.json"}']
+  done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+  assert done.returncode == 0, done.stderr
+  assert '| **ensemble** | | **100.00 %** |' in done.stdout
+  assert json.loads((tmp_path / 'e.json').read_text())['weights'] == [2.0, 1.0]
+  bad = subprocess.run(command[:-2] + ['--weights=1,1,1', f'--output={tmp_path / "f.json"}'], cwd=REPO_ROOT,
+                       capture_output=True, text=True, timeout=120, check=False)
+  assert bad.returncode == 1
+  assert bad.stderr.strip() == 'error: 3 weight(s) for 2 stream(s); give one weight per work dir'
