@@ -17,9 +17,9 @@ from typing import Any
 
 # Dense peak FLOP/s of GPUs the device machines lend (vendor datasheets, SXM parts, no sparsity).
 GPU_PEAK_TFLOPS = {
-    'H100': {'bfloat16': 989.0, 'float32': 67.0},
-    'H200': {'bfloat16': 989.0, 'float32': 67.0},
-    'A100': {'bfloat16': 312.0, 'float32': 19.5},
+    'H100': {'bfloat16': 989.0, 'tensorfloat32': 494.5, 'float32': 67.0},
+    'H200': {'bfloat16': 989.0, 'tensorfloat32': 494.5, 'float32': 67.0},
+    'A100': {'bfloat16': 312.0, 'tensorfloat32': 156.0, 'float32': 19.5},
 }
 
 
@@ -170,7 +170,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def gpu_peak_tflops(device_kind: str, dtype: str) -> float | None:
-  """The dense peak TFLOP/s of a known GPU for 'float32' or 'bfloat16', else None."""
+  """The dense peak TFLOP/s of a known GPU for 'float32', 'tensorfloat32' or 'bfloat16', else None."""
   for name, peaks in GPU_PEAK_TFLOPS.items():
     if name.lower() in device_kind.lower():
       return peaks.get(dtype)

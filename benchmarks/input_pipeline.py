@@ -9,8 +9,11 @@ realistic length distributions (NTU ≈ 80 frames, N-UCLA ≈ 43, Penn ≈ 70); 
 access, standing in for reading and decoding a stored example. With `--data_dir` the built TFDS data
 sources are read (`data_builders.load_data_source`).
 
+Worker and thread counts default to the data config's (automatic, `data.input_parallelism`); `-1` in
+`--workers` / `--threads` stands for that default.
+
   python -m benchmarks.input_pipeline
-  python -m benchmarks.input_pipeline --workers=0,1,2 --step_time_ms=ntu60_xsub=250,n_ucla=120
+  python -m benchmarks.input_pipeline --workers=-1,0,1,2 --step_time_ms=ntu60_xsub=250,n_ucla=120
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import time
 
 import numpy as np
 
+from benchmarks import common
 from cascadeformer_jax import data
+from cascadeformer_jax.data import config as data_config_lib
 
 # Batch sizes of the original training runs (docs/original_code.md, training recipes); synthetic_actions follows NTU.
 ORIGINAL_BATCH = {'penn_action': 4, 'n_ucla': 4, 'ntu60_xsub': 64, 'ntu60_xview': 64,
@@ -64,12 +69,12 @@ class SyntheticClips:
 
 
 def measure(dataset: str, batch_size: int, num_workers: int, num_threads: int, num_batches: int,
-            data_dir: str | None) -> tuple[float, float]:
-  """Returns (start-up seconds incl. the first batch, clips/s over the next `num_batches`)."""
+            data_dir: str | None) -> tuple[float, float, float]:
+  """Returns (start-up seconds incl. the first batch, clips/s over the next `num_batches`, main-process CPU µs per
+  clip over them (all its threads; worker processes not counted))."""
   cfg = data.default_data_config(dataset)
   cfg.num_workers = num_workers
   cfg.num_threads = num_threads
-  cfg.prefetch_buffer_size = 4 * batch_size if num_threads else 0
   source = None
   if data_dir:
     cfg.data_dir = data_dir
@@ -81,13 +86,20 @@ def measure(dataset: str, batch_size: int, num_workers: int, num_threads: int, n
   try:
     next(iterator)
     startup = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(num_batches):
       next(iterator)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
   finally:
     iterator.close()
-  return startup, num_batches * batch_size / elapsed
+  clips = num_batches * batch_size
+  return startup, clips / elapsed, 1e6 * cpu / clips
+
+
+def _with(cfg, **fields):
+  for key, value in fields.items():
+    cfg[key] = value
+  return cfg
 
 
 def _parse_mapping(text: str) -> dict[str, float]:
@@ -98,8 +110,10 @@ def _parse_mapping(text: str) -> dict[str, float]:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--datasets', default='penn_action,n_ucla,ntu60_xsub,synthetic_actions')
-  parser.add_argument('--workers', default='0,1', help='comma-separated grain worker counts')
-  parser.add_argument('--threads', type=int, default=0, help='grain reader threads per process')
+  parser.add_argument('--workers', default='-1',
+                      help='comma-separated grain worker process counts (-1: the automatic default)')
+  parser.add_argument('--threads', type=int, default=-1,
+                      help='background threads per process (-1: the automatic default)')
   parser.add_argument('--batch_size', type=int, default=0, help='0 = the original batch size')
   parser.add_argument('--clips', type=int, default=2048, help='clips timed per configuration')
   parser.add_argument('--step_time_ms', default='',
@@ -108,25 +122,29 @@ def main() -> None:
   args = parser.parse_args()
 
   step_times = _parse_mapping(args.step_time_ms)
-  print(f'CPU cores: {os.cpu_count()}; grain reader threads: {args.threads}; '
+  date = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+  print(f'CPU: {common.cpu_model()} ({os.cpu_count()} cores); date: {date}; '
         f"source: {'TFDS ' + args.data_dir if args.data_dir else 'in-memory synthetic clips'}\n")
-  print('| dataset | batch | workers | start-up s | clips/s | fastest step fed (ms) | '
-        'step time (ms) | clips/s needed | keeps up |')
-  print('|---|---|---|---|---|---|---|---|---|')
+  print('| dataset | batch | workers | threads | start-up s | clips/s | main-process CPU µs/clip | '
+        'fastest step fed (ms) | step time (ms) | clips/s needed | keeps up |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
   for dataset in args.datasets.split(','):
     batch = args.batch_size or ORIGINAL_BATCH[dataset]
     num_batches = max(1, args.clips // batch)
     for workers in (int(w) for w in args.workers.split(',')):
-      startup, clips_per_s = measure(dataset, batch, workers, args.threads, num_batches,
-                                     args.data_dir or None)
+      startup, clips_per_s, cpu_us = measure(dataset, batch, workers, args.threads, num_batches,
+                                             args.data_dir or None)
       fastest_step = 1000 * batch / clips_per_s
       if dataset in step_times:
         needed = 1000 * batch / step_times[dataset]
         extra = f'{step_times[dataset]:.0f} | {needed:.0f} | {"yes" if clips_per_s >= needed else "NO"}'
       else:
         extra = '– | – | –'
-      print(f'| {dataset} | {batch} | {workers} | {startup:.1f} | {clips_per_s:.0f} | '
-            f'{fastest_step:.1f} | {extra} |', flush=True)
+      resolved_workers, resolved_threads, _ = data_config_lib.input_parallelism(
+          _with(data.default_data_config(dataset), num_workers=workers, num_threads=args.threads),
+          batch_size=batch)
+      print(f'| {dataset} | {batch} | {resolved_workers} | {resolved_threads} | {startup:.1f} | '
+            f'{clips_per_s:.0f} | {cpu_us:.0f} | {fastest_step:.1f} | {extra} |', flush=True)
 
 
 if __name__ == '__main__':

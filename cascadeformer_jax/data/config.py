@@ -64,10 +64,11 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     representation: input representation, one of `transforms.REPRESENTATIONS` ('joint' = original).
     bad_values: 'error' (default: NaN/inf coordinates raise, naming the example) or 'zero' (set them to 0
       and count them in the batch's `nonfinite_count`).
-    num_workers: grain `mp_prefetch` worker processes (0 = no multiprocessing).
+    num_workers: grain `mp_prefetch` worker processes (0 = none; −1 = chosen from the host's CPU count, see
+      `input_parallelism`).
     worker_buffer_size: batches buffered per worker process.
-    num_threads, prefetch_buffer_size: grain `ReadOptions` threads (0 = read in the calling thread) and
-      element prefetch buffer of the main process.
+    num_threads, prefetch_buffer_size: grain `ReadOptions` threads that prepare batches in the background
+      (0 = in the calling thread) and the number of batches they keep ready (−1 = automatic).
     device_prefetch: global training batches placed on the devices ahead of the step (0 = none).
 
   Dataset-specific sub-configs:
@@ -116,10 +117,10 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
   cfg.class_subset = ''
   cfg.representation = 'joint'
   cfg.bad_values = 'error'
-  cfg.num_workers = 0
+  cfg.num_workers = -1
   cfg.worker_buffer_size = 2
-  cfg.num_threads = 0
-  cfg.prefetch_buffer_size = 0
+  cfg.num_threads = -1
+  cfg.prefetch_buffer_size = -1
   cfg.device_prefetch = 2
   cfg.max_frames = 0
 
@@ -214,6 +215,46 @@ def model_input_shape(data_config: ml_collections.ConfigDict) -> tuple[int, int,
   return int(num_frames), int(data_config.num_joints), channels
 
 
+# Automatic worker processes only pay off for passes of at least this many examples (start-up: seconds each)
+# and for local batches of at least this many clips (the hand-off costs the main process about a millisecond of
+# CPU per batch, as much as preprocessing a few clips itself).
+MIN_EXAMPLES_FOR_WORKERS = 2048
+MIN_BATCH_FOR_WORKERS = 16
+
+
+def input_parallelism(data_config: ml_collections.ConfigDict, num_workers: int | None = None,
+                      num_examples: int | None = None, batch_size: int | None = None) -> tuple[int, int, int]:
+  """(worker processes, background threads, batches kept ready) of the input pipeline; −1 fields resolved.
+
+  Automatic choices scale with the host: one background thread prepares batches while the caller runs the
+  step (the preprocessing is vectorised per batch), and hosts with more cores add worker processes, one per two
+  cores beyond the first four, at most 8, for passes of at least `MIN_EXAMPLES_FOR_WORKERS` examples in local
+  batches of at least `MIN_BATCH_FOR_WORKERS`. A worker process costs seconds to start and a hand-off per batch,
+  which on small hosts, short passes and small batches costs more than it gives (`benchmarks/README.md`, input
+  pipeline).
+
+  Args:
+    data_config: the data settings.
+    num_workers: overrides `data_config.num_workers` when given.
+    num_examples: examples per pass of the pipeline being built (None: not known).
+    batch_size: its process-local batch size (None: not known).
+  """
+  workers = data_config.num_workers if num_workers is None else num_workers
+  if workers < 0:
+    cores = os.cpu_count() or 1
+    workers = min(8, max(0, (cores - 4) // 2))
+    if ((num_examples is not None and num_examples < MIN_EXAMPLES_FOR_WORKERS) or
+        (batch_size is not None and batch_size < MIN_BATCH_FOR_WORKERS)):
+      workers = 0
+  threads = data_config.num_threads
+  if threads < 0:
+    threads = 1
+  prefetch = data_config.prefetch_buffer_size
+  if prefetch < 0:
+    prefetch = 2 if threads else 0
+  return int(workers), int(threads), int(prefetch)
+
+
 def joint_parents(data_config: ml_collections.ConfigDict) -> np.ndarray:
   """(J,) parent of every joint in the order the model sees (after the N-UCLA partition reorder)."""
   if data_config.layout == 'generic':
@@ -251,8 +292,9 @@ def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
   if not 0 < data_config.get('label_fraction', 1.0) <= 1:
     raise ValueError(f'data config: label_fraction={data_config.label_fraction} must be in (0, 1]')
   check('class_subset', data_config.get('class_subset', ''), ('', 'ntu120_auxiliary'))
-  if data_config.num_workers < 0 or data_config.num_threads < 0:
-    raise ValueError('data config: num_workers and num_threads must be >= 0')
+  for field in ('num_workers', 'num_threads', 'prefetch_buffer_size'):
+    if data_config[field] < -1:
+      raise ValueError(f'data config: {field}={data_config[field]} must be >= 0, or -1 for automatic')
   if data_config.get('device_prefetch', 0) < 0:
     raise ValueError(f'data config: device_prefetch={data_config.device_prefetch} must be >= 0')
   if data_config.layout == 'penn':

@@ -10,6 +10,12 @@ stands for stored example `examples[v % N]` (N-UCLA repeats the split `repeat` t
 augmentation generator is seeded by (seed, epoch, v), or by (frozen_seed, v) for the original's frozen
 N-UCLA augmentation.
 
+Each batch is made by one call (`BatchLoader`) that reads its stored examples and preprocesses them together,
+vectorised over the batch where the transforms allow it. By default one background thread keeps two batches
+ready, and hosts with many cores add worker processes (`data.config.input_parallelism`). Label and clip-length
+scans (hold-out, labelled subset, Penn padding) happen once per source. An evaluation iterator is reused across
+evaluations with `reset()`.
+
 Batches (process-local, B = local batch size):
   skeleton: float32 (B, T, J, C) — model input (Penn: zero-padded to the longest clip of the global batch).
   label: int32 (B,); lengths: int32 (B,) real frames (T for fixed-length datasets, 0 for padding).
@@ -20,8 +26,8 @@ Batches (process-local, B = local batch size):
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Iterator, Mapping, Sequence
+import collections
+from typing import Any, Callable, Iterator, Mapping
 
 import grain
 import ml_collections
@@ -30,7 +36,6 @@ import numpy as np
 from cascadeformer_jax.data import config as config_lib
 from cascadeformer_jax.data import examples as examples_lib
 from cascadeformer_jax.data import sources
-from cascadeformer_jax.data import transforms
 
 _STATE_VERSION = 1
 _INFINITE_STOP = 2**62
@@ -105,14 +110,21 @@ class EpochPlan:
     return batches.astype(np.int64)
 
 
-# --- Per-element loading and collation (module level so worker processes can unpickle them) -------
+# --- Batch loading (module level so worker processes can unpickle it) ----------------------------
 
-class ElementLoader:
-  """Process-local element position → preprocessed example dict."""
+class BatchLoader:
+  """Batch position → process-local batch dict (see the module docstring).
+
+  One call reads the batch's stored examples and preprocesses them together (`examples.process_examples`,
+  vectorised over the batch); every example still draws from its own generator, so values do not depend
+  on how batches are spread over threads or worker processes. Evaluation loaders (`cycle=True`) read
+  position p as p mod batches-per-epoch, so an evaluation stream can run on into the next identical pass.
+  """
 
   def __init__(self, source: Any, plan: EpochPlan, settings: Mapping[str, Any], *, train: bool,
                examples: np.ndarray, process_index: int, local_batch_size: int, where: str,
-               rng_mode: str, seed: int, lengths: np.ndarray | None, fixed_frames: int):
+               rng_mode: str, seed: int, lengths: np.ndarray | None, fixed_frames: int,
+               pad_multiple: int, cycle: bool, length_buckets: tuple[int, ...] = ()):
     self.source = source
     self.plan = plan
     self.settings = dict(settings)
@@ -126,9 +138,11 @@ class ElementLoader:
     self.seed = seed
     self.lengths = lengths
     self.fixed_frames = fixed_frames
-    _, num_joints, channels = config_lib.model_input_shape(ml_collections.ConfigDict(self.settings))
-    padding_frames = 0 if settings['layout'] == 'penn' else settings['num_frames']
-    self.padding_skeleton = np.zeros((padding_frames, num_joints, channels), np.float32)
+    self.pad_multiple = pad_multiple
+    self.length_buckets = tuple(length_buckets)
+    self.cycle = cycle
+    self.variable_length = settings['layout'] == 'penn'
+    _, self.num_joints, self.channels = config_lib.model_input_shape(ml_collections.ConfigDict(self.settings))
 
   def _rng(self, epoch: int, virtual: int) -> np.random.Generator | None:
     if self.rng_mode == 'fresh':
@@ -137,52 +151,65 @@ class ElementLoader:
       return np.random.default_rng([self.seed, _FROZEN, virtual])
     return None
 
-  def __call__(self, position: int) -> dict[str, Any]:
-    per_epoch = self.plan.num_batches * self.local_batch_size
-    epoch, within = divmod(int(position), per_epoch)
-    batch, slot = divmod(within, self.local_batch_size)
+  def _read(self, indices: list[int]) -> list[Any]:
+    if hasattr(self.source, '__getitems__'):  # TFDS data sources read a batch of records in one call
+      return list(self.source.__getitems__(indices))
+    return [self.source[index] for index in indices]
+
+  def __call__(self, position: int) -> dict[str, np.ndarray]:
+    position = int(position)
+    if self.cycle:
+      position %= self.plan.num_batches
+    epoch, batch = divmod(position, self.plan.num_batches)
     row = self.plan.order(epoch)[batch]
-    virtual = int(row[self.process_index * self.local_batch_size + slot])
-    pad_to = 0
-    if self.lengths is not None:
-      real = row[row >= 0]
-      pad_to = int(self.lengths[real % len(self.examples)].max()) if len(real) else 0
-    if virtual < 0:
-      return {'skeleton': self.padding_skeleton, 'label': np.int32(0), 'length': np.int32(0),
-              'nonfinite_count': np.int32(0), 'index': np.int32(-1), 'valid': False,
-              'epoch': np.int32(epoch), 'pad_to': pad_to}
-    index = int(self.examples[virtual % len(self.examples)])
-    where = f'{self.where} example {index}'
-    element = examples_lib.process_example(
-        self.source[index], self.settings, self.parents, self._rng(epoch, virtual), self.train, where)
-    if self.fixed_frames and element['skeleton'].shape[0] > self.fixed_frames:
-      raise examples_lib.BadExampleError(
-          f"{examples_lib.describe_example(self.source[index], where)}: {element['skeleton'].shape[0]} "
-          f'frames exceed penn.padding=fixed length max_frames={self.fixed_frames}')
-    element.update(index=np.int32(index), valid=True, epoch=np.int32(epoch), pad_to=pad_to)
-    return element
-
-
-def collate(elements: Sequence[Mapping[str, Any]], *, variable_length: bool, pad_multiple: int,
-            fixed_frames: int, length_buckets: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
-  """Stacks elements into a batch; variable-length clips are zero-padded at the end (see module doc)."""
-  skeletons = [e['skeleton'] for e in elements]
-  if variable_length:
-    if fixed_frames:
-      target = fixed_frames
+    size = self.local_batch_size
+    local = row[self.process_index * size:(self.process_index + 1) * size]
+    slots = np.flatnonzero(local >= 0)
+    virtuals = local[slots]
+    indices = [int(i) for i in self.examples[virtuals % len(self.examples)]]
+    out = {
+        'label': np.zeros(size, np.int32), 'lengths': np.zeros(size, np.int32),
+        'valid': local >= 0, 'index': np.full(size, -1, np.int32),
+        'epoch': np.full(size, epoch, np.int32), 'nonfinite_count': np.zeros(size, np.int32),
+    }
+    out['index'][slots] = indices
+    processed = None
+    if indices:
+      raws = self._read(indices)
+      processed = examples_lib.process_examples(
+          raws, self.settings, self.parents, [self._rng(epoch, int(v)) for v in virtuals], self.train,
+          [f'{self.where} example {index}' for index in indices])
+      out['label'][slots] = processed['label']
+      out['lengths'][slots] = processed['length']
+      out['nonfinite_count'][slots] = processed['nonfinite_count']
+    if not self.variable_length:
+      if processed is not None and len(slots) == size:
+        out['skeleton'] = processed['skeleton']
+      else:
+        out['skeleton'] = np.zeros((size, self.settings['num_frames'], self.num_joints, self.channels),
+                                   np.float32)
+        if processed is not None:
+          out['skeleton'][slots] = processed['skeleton']
+      return {'skeleton': out.pop('skeleton'), **out}
+    clips = [] if processed is None else processed['skeleton']
+    if self.fixed_frames:
+      for clip, raw, index in zip(clips, raws, indices):
+        if clip.shape[0] > self.fixed_frames:
+          raise examples_lib.BadExampleError(
+              f"{examples_lib.describe_example(raw, f'{self.where} example {index}')}: {clip.shape[0]} "
+              f'frames exceed penn.padding=fixed length max_frames={self.fixed_frames}')
+      target = self.fixed_frames
     else:
-      target = max([s.shape[0] for s in skeletons] + [e['pad_to'] for e in elements] + [1])
-      target = config_lib.padded_length(target, length_buckets, pad_multiple)
-    skeletons = [transforms.pad_time(s, target) for s in skeletons]
-  return {
-      'skeleton': np.stack(skeletons).astype(np.float32, copy=False),
-      'label': np.array([e['label'] for e in elements], np.int32),
-      'lengths': np.array([e['length'] for e in elements], np.int32),
-      'valid': np.array([e['valid'] for e in elements], bool),
-      'index': np.array([e['index'] for e in elements], np.int32),
-      'epoch': np.array([e['epoch'] for e in elements], np.int32),
-      'nonfinite_count': np.array([e['nonfinite_count'] for e in elements], np.int32),
-  }
+      pad_to = 0
+      if self.lengths is not None:
+        real = row[row >= 0]
+        pad_to = int(self.lengths[real % len(self.examples)].max()) if len(real) else 0
+      target = config_lib.padded_length(max([clip.shape[0] for clip in clips] + [pad_to, 1]),
+                                        self.length_buckets, self.pad_multiple)
+    skeleton = np.zeros((size, target, self.num_joints, self.channels), np.float32)
+    for slot, clip in zip(slots, clips):
+      skeleton[slot, :clip.shape[0]] = clip
+    return {'skeleton': skeleton, **out}
 
 
 # --- Iterator --------------------------------------------------------------------------------------
@@ -251,6 +278,18 @@ class DataIterator(Iterator[dict[str, np.ndarray]]):
     self.close()
     self.step = step
 
+  def reset(self) -> None:
+    """Starts an evaluation iterator's pass again, with the same batches.
+
+    After a pass read to its end, the running pipeline (threads, worker processes, prefetched batches)
+    carries on into the next pass; otherwise it is rebuilt from the first batch.
+    """
+    if self._total is None:
+      raise TypeError('the training iterator is infinite; restore a position with set_state()')
+    if self.step != self._total:
+      self.close()
+    self.step = 0
+
   def close(self) -> None:
     """Stops worker processes (if any); iteration continues lazily from `step`."""
     if self._iterator is not None and hasattr(self._iterator, 'close'):
@@ -296,6 +335,54 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int, stream: in
   return chosen
 
 
+# Per-example scans (labels for the hold-out and the labelled subset, Penn clip lengths) are done once per
+# source: keyed by the TFDS split a source was opened from, or by the source object itself.
+_SCAN_CACHE: collections.OrderedDict[tuple, tuple[Any, int, np.ndarray]] = collections.OrderedDict()
+_SCAN_CACHE_ENTRIES = 16
+_SCAN_CHUNK = 1024
+
+
+def _scan(source: Any, source_key: tuple | None, what: str, field: str, where: str,
+          value: Callable[[Any, str], int]) -> np.ndarray:
+  """(N,) int64 `value(raw[field])` of every stored example, read in chunks and cached per source."""
+  key = (what,) + (source_key if source_key is not None else ('object', id(source)))
+  cached = _SCAN_CACHE.get(key)
+  if cached is not None and (source_key is not None or cached[0] is source) and cached[1] == len(source):
+    _SCAN_CACHE.move_to_end(key)
+    return cached[2]
+  values = []
+  for start in range(0, len(source), _SCAN_CHUNK):
+    indices = list(range(start, min(start + _SCAN_CHUNK, len(source))))
+    if hasattr(source, '__getitems__'):
+      raws = source.__getitems__(indices)
+    else:
+      raws = [source[i] for i in indices]
+    for index, raw in zip(indices, raws):
+      name = f'{where} example {index}'
+      values.append(value(examples_lib.get_field(raw, field, name), name))
+  result = np.array(values, np.int64)
+  _SCAN_CACHE[key] = (None if source_key is not None else source, len(source), result)
+  while len(_SCAN_CACHE) > _SCAN_CACHE_ENTRIES:
+    _SCAN_CACHE.popitem(last=False)
+  return result
+
+
+def _tfds_key(data_config: ml_collections.ConfigDict, split: str) -> tuple:
+  return ('tfds', data_config.tfds_name, data_config.tfds_config or '', config_lib.resolve_data_dir(data_config),
+          split)
+
+
+def _label_value(label: Any, where: str) -> int:
+  del where
+  return int(np.asarray(label))
+
+
+def _length_value(skeleton: Any, where: str) -> int:
+  del where
+  skeleton = np.asarray(skeleton)
+  return skeleton.shape[0] if skeleton.ndim else 0
+
+
 def class_subset_labels(data_config: ml_collections.ConfigDict) -> np.ndarray | None:
   """The labels `data.class_subset` keeps in every split, or None (all classes).
 
@@ -313,7 +400,7 @@ def class_subset_labels(data_config: ml_collections.ConfigDict) -> np.ndarray | 
   return np.asarray(sources.one_shot_protocol(data_config)['auxiliary_labels'], np.int64)
 
 
-def _split_examples(data_config, source, split: str, where: str) -> np.ndarray:
+def _split_examples(data_config, source, split: str, where: str, source_key: tuple | None = None) -> np.ndarray:
   """Indices of the split's examples: the training split minus the hold-out, reduced to the labelled subset;
   every split reduced to `data.class_subset`."""
   num_examples = len(source)
@@ -327,7 +414,7 @@ def _split_examples(data_config, source, split: str, where: str) -> np.ndarray:
   training = split in (data_config.train_split, 'holdout')
   if classes is None and (not training or (holdout <= 0 and label_fraction >= 1)):
     return indices
-  labels = np.array([int(np.asarray(source[i]['label'])) for i in indices])
+  labels = _scan(source, source_key, 'label', 'label', where, _label_value)
   if classes is not None:
     kept = np.isin(labels, classes)
     indices, labels = indices[kept], labels[kept]
@@ -345,13 +432,8 @@ def _split_examples(data_config, source, split: str, where: str) -> np.ndarray:
   return indices
 
 
-def _penn_lengths(source, indices: np.ndarray, where: str) -> np.ndarray:
-  lengths = []
-  for index in indices:
-    raw = source[int(index)]
-    skeleton = np.asarray(examples_lib.get_field(raw, 'skeleton', f'{where} example {index}'))
-    lengths.append(skeleton.shape[0] if skeleton.ndim else 0)
-  return np.array(lengths, np.int64)
+def _penn_lengths(source, indices: np.ndarray, where: str, source_key: tuple | None = None) -> np.ndarray:
+  return _scan(source, source_key, 'length', 'skeleton', where, _length_value)[indices]
 
 
 def _ensure_absl_flags_parsed() -> None:
@@ -366,10 +448,12 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
   process_index, process_count, local_batch = _resolve_processes(
       global_batch_size, process_index, process_count)
   source_split = data_config.train_split if split == 'holdout' else split
+  source_key = None
   if source is None:
     source = open_data_source(data_config, source_split)
+    source_key = _tfds_key(data_config, source_split)
   where = f'{data_config.name}/{split}'
-  indices = _split_examples(data_config, source, split, where)
+  indices = _split_examples(data_config, source, split, where, source_key)
   settings = data_config.to_dict()
   seed = data_config.seed if seed is None else int(seed)
   layout = data_config.layout
@@ -398,7 +482,7 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
     bucketing = train and penn.bucket_by_length
     if bucketing or (process_count > 1 and not fixed_frames):
       # Needed to sort by length, or to pad every process to the longest clip of the global batch.
-      lengths = _penn_lengths(source, indices, where)
+      lengths = _penn_lengths(source, indices, where, source_key)
     bucket_window = penn.bucket_window if bucketing else 0
 
   drop_remainder = data_config.drop_remainder if train else False
@@ -411,22 +495,21 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
     subset = f', data.label_fraction={fraction}' if fraction < 1 else ''
     raise ValueError(f'{where}: {num_virtual} examples do not fill one global batch of '
                      f'{global_batch_size} (drop_remainder=True{subset})')
-  loader = ElementLoader(source, plan, settings, train=train, examples=indices,
-                         process_index=process_index, local_batch_size=local_batch, where=where,
-                         rng_mode=rng_mode, seed=element_seed, lengths=lengths,
-                         fixed_frames=fixed_frames)
-  batch_fn = functools.partial(collate, variable_length=layout == 'penn', pad_multiple=pad_multiple,
-                               fixed_frames=fixed_frames, length_buckets=length_buckets)
-  num_workers = data_config.num_workers if num_workers is None else num_workers
+  loader = BatchLoader(source, plan, settings, train=train, examples=indices,
+                       process_index=process_index, local_batch_size=local_batch, where=where,
+                       rng_mode=rng_mode, seed=element_seed, lengths=lengths,
+                       fixed_frames=fixed_frames, pad_multiple=pad_multiple,
+                       length_buckets=length_buckets, cycle=not train)
+  num_workers, num_threads, prefetch = config_lib.input_parallelism(data_config, num_workers, num_virtual,
+                                                                     local_batch)
   total = None if train else plan.num_batches
-  read_options = grain.ReadOptions(num_threads=data_config.num_threads,
-                                   prefetch_buffer_size=data_config.prefetch_buffer_size)
+  read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
 
   def build(start_batch: int) -> Iterator[dict[str, np.ndarray]]:
-    stop = _INFINITE_STOP if total is None else total * local_batch
-    dataset = (grain.MapDataset.range(start_batch * local_batch, stop)
+    # Evaluation streams are endless too (the loader cycles): a finished pass runs on into the next,
+    # identical one, so `reset()` reuses the running threads and worker processes.
+    dataset = (grain.MapDataset.range(start_batch, _INFINITE_STOP)
                .map(loader)
-               .batch(local_batch, drop_remainder=True, batch_fn=batch_fn)
                .to_iter_dataset(read_options))
     if num_workers > 0:
       _ensure_absl_flags_parsed()
@@ -471,8 +554,11 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, global_batch_siz
 def num_examples(data_config: ml_collections.ConfigDict, split: str, *, source: Any = None) -> int:
   """Number of distinct examples a pipeline reads from `split` (after the hold-out and the labelled subset)."""
   source_split = data_config.train_split if split == 'holdout' else split
-  source = open_data_source(data_config, source_split) if source is None else source
-  return len(_split_examples(data_config, source, split, f'{data_config.name}/{split}'))
+  source_key = None
+  if source is None:
+    source = open_data_source(data_config, source_split)
+    source_key = _tfds_key(data_config, source_split)
+  return len(_split_examples(data_config, source, split, f'{data_config.name}/{split}', source_key))
 
 
 def make_eval_iterator(data_config: ml_collections.ConfigDict, global_batch_size: int,

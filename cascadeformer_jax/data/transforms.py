@@ -10,6 +10,7 @@ Shape letters: T frames, M actor slots (2), J joints, C coordinates.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -46,6 +47,27 @@ def replace_nonfinite(x: np.ndarray) -> tuple[np.ndarray, int]:
   return x, count
 
 
+@functools.lru_cache(maxsize=4096)
+def resize_time_weights(length: int, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Source frames and weights of `resize_time_linear` (cached: they depend only on the two lengths).
+
+  Returns:
+    i0, i1: (num_frames,) int64 source frames; lam: (num_frames,) float32 weight of `i1`. Read-only.
+  """
+  if length < 1:
+    raise ValueError('resize_time_linear needs at least one frame')
+  scale = np.float32(length) / np.float32(num_frames)
+  src = (np.arange(num_frames, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+  src = np.maximum(src, np.float32(0))
+  i0 = np.floor(src).astype(np.int64)
+  i0 = np.minimum(i0, length - 1)
+  i1 = np.minimum(i0 + 1, length - 1)
+  lam = src - i0.astype(np.float32)
+  for array in (i0, i1, lam):
+    array.flags.writeable = False
+  return i0, i1, lam
+
+
 def resize_time_linear(x: np.ndarray, num_frames: int) -> np.ndarray:
   """Linear resize along axis 0 as PyTorch `interpolate(mode='bilinear', align_corners=False)`.
 
@@ -57,21 +79,23 @@ def resize_time_linear(x: np.ndarray, num_frames: int) -> np.ndarray:
     (num_frames, ...) array of x's dtype; for t = 0 … num_frames−1,
     `src = max((t + 0.5)·L/num_frames − 0.5, 0)`, `out[t] = (1−λ)·x[⌊src⌋] + λ·x[min(⌊src⌋+1, L−1)]`.
   """
-  length = x.shape[0]
-  if length < 1:
-    raise ValueError('resize_time_linear needs at least one frame')
-  scale = np.float32(length) / np.float32(num_frames)
-  src = (np.arange(num_frames, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
-  src = np.maximum(src, np.float32(0))
-  i0 = np.floor(src).astype(np.int64)
-  i0 = np.minimum(i0, length - 1)
-  i1 = np.minimum(i0 + 1, length - 1)
-  lam = (src - i0.astype(np.float32)).astype(x.dtype)
-  lam = lam.reshape((num_frames,) + (1,) * (x.ndim - 1))
+  i0, i1, lam = resize_time_weights(x.shape[0], num_frames)
+  lam = lam.astype(x.dtype).reshape((num_frames,) + (1,) * (x.ndim - 1))
   return (1 - lam) * x[i0] + lam * x[i1]
 
 
-def minmax_to_unit_range(x: np.ndarray) -> np.ndarray:
+def axis_range(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Per-axis (min, max) over all points of (..., C), each (C,).
+
+  Reduces a contiguous (C, N) copy: NumPy's reduction over the long axis of a (N, C) array with a short C runs
+  an element-at-a-time loop, several times slower than this.
+  """
+  columns = np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)
+  return columns.min(axis=1), columns.max(axis=1)
+
+
+def minmax_to_unit_range(x: np.ndarray, low: np.ndarray | None = None,
+                         high: np.ndarray | None = None) -> np.ndarray:
   """Per-axis min-max over all points to [−1, 1]; an axis with zero range maps to 0.
 
   The original divides by zero there (quirk Q11); 0 keeps degenerate clips (e.g. one frame whose joints
@@ -79,13 +103,15 @@ def minmax_to_unit_range(x: np.ndarray) -> np.ndarray:
 
   Args:
     x: (..., C).
+    low, high: (C,) per-axis minimum and maximum to use instead of x's own (`axis_range` of a larger clip
+      that `x` is a selection of).
 
   Returns:
     (..., C) in [−1, 1].
   """
-  flat = x.reshape(-1, x.shape[-1])
-  low = flat.min(axis=0)
-  span = flat.max(axis=0) - low
+  if low is None or high is None:
+    low, high = axis_range(x)
+  span = high - low
   safe_span = np.where(span > 0, span, 1)
   out = (x - low) / safe_span * 2 - 1
   return np.where(span > 0, out, np.zeros((), x.dtype))
@@ -224,11 +250,16 @@ def nucla_centre(x: np.ndarray) -> np.ndarray:
 
 
 def nucla_view_matrix(angle_x_deg: float, angle_y_deg: float, scale: float) -> np.ndarray:
-  """`Ry·(Rx·S)` for row-vector points (`X ← X·M`), angles in degrees."""
+  """`Ry·(Rx·S)` for row-vector points (`X ← X·M`), angles in degrees.
+
+  Written out (the products with zero entries drop out exactly), which is several times cheaper than three
+  3×3 matrix products per clip.
+  """
   ax, ay = math.radians(angle_x_deg), math.radians(angle_y_deg)
-  rx = np.array([[1, 0, 0], [0, math.cos(ax), math.sin(ax)], [0, -math.sin(ax), math.cos(ax)]])
-  ry = np.array([[math.cos(ay), 0, -math.sin(ay)], [0, 1, 0], [math.sin(ay), 0, math.cos(ay)]])
-  return ry @ (rx @ (scale * np.eye(3)))
+  cx, sx, cy, sy = math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay)
+  return np.array([[cy * scale, sy * (scale * sx), -sy * (scale * cx)],
+                   [0.0, scale * cx, scale * sx],
+                   [sy * scale, cy * -(scale * sx), cy * (scale * cx)]])
 
 
 def nucla_random_view(x: np.ndarray, rng: np.random.Generator, max_degrees: int = 60,
@@ -240,9 +271,12 @@ def nucla_random_view(x: np.ndarray, rng: np.random.Generator, max_degrees: int 
   return (x.reshape(-1, 3) @ matrix.astype(x.dtype)).reshape(x.shape)
 
 
+@functools.lru_cache(maxsize=4096)
 def nucla_test_frame_indices(length: int, num_frames: int = 64) -> np.ndarray:
-  """`floor(linspace(0, L−1, num_frames))` (NumPy `astype(int)`)."""
-  return np.linspace(0, length - 1, num_frames).astype(np.int64)
+  """`floor(linspace(0, L−1, num_frames))` (NumPy `astype(int)`); cached, read-only."""
+  indices = np.linspace(0, length - 1, num_frames).astype(np.int64)
+  indices.flags.writeable = False
+  return indices
 
 
 def nucla_train_frame_indices(length: int, rng: np.random.Generator, num_frames: int = 64,
@@ -252,13 +286,34 @@ def nucla_train_frame_indices(length: int, rng: np.random.Generator, num_frames:
   return np.sort(positions % length)
 
 
+def draw_drop_axis(rng: np.random.Generator, p: float, num_coords: int) -> int | None:
+  """The random part of `drop_axis`: the coordinate axis to zero, or None (same draws in the same order)."""
+  if rng.random() >= p:
+    return None
+  return int(rng.integers(0, num_coords))
+
+
 def drop_axis(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
   """With probability p zeroes one coordinate axis (uniform over C) in all frames and joints."""
-  if rng.random() >= p:
+  axis = draw_drop_axis(rng, p, x.shape[-1])
+  if axis is None:
     return x
   x = x.copy()
-  x[..., int(rng.integers(0, x.shape[-1]))] = 0
+  x[..., axis] = 0
   return x
+
+
+def draw_drop_joints(rng: np.random.Generator, p: float, num_frames: int, num_joints: int,
+                     num_joints_range: tuple[int, int] = (4, 12),
+                     num_frames_range: tuple[int, int] = (16, 32)) -> tuple[np.ndarray, np.ndarray] | None:
+  """The random part of `drop_joints`: (frames, joints) to zero, or None (same draws in the same order)."""
+  if rng.random() >= p:
+    return None
+  k = int(rng.integers(num_joints_range[0], num_joints_range[1] + 1))
+  m = int(rng.integers(num_frames_range[0], num_frames_range[1] + 1))
+  joints = rng.choice(num_joints, size=min(k, num_joints), replace=False)
+  frames = rng.choice(num_frames, size=min(m, num_frames), replace=False)
+  return frames, joints
 
 
 def drop_joints(x: np.ndarray, rng: np.random.Generator, p: float,
@@ -269,13 +324,10 @@ def drop_joints(x: np.ndarray, rng: np.random.Generator, p: float,
   Args:
     x: (T, J, C) with T ≥ 32.
   """
-  if rng.random() >= p:
+  drawn = draw_drop_joints(rng, p, x.shape[0], x.shape[1], num_joints_range, num_frames_range)
+  if drawn is None:
     return x
-  num_frames, num_joints = x.shape[:2]
-  k = int(rng.integers(num_joints_range[0], num_joints_range[1] + 1))
-  m = int(rng.integers(num_frames_range[0], num_frames_range[1] + 1))
-  joints = rng.choice(num_joints, size=min(k, num_joints), replace=False)
-  frames = rng.choice(num_frames, size=min(m, num_frames), replace=False)
+  frames, joints = drawn
   x = x.copy()
   x[np.ix_(frames, joints)] = 0
   return x

@@ -33,6 +33,22 @@ def _jit_on_mesh(fn, mesh: jax.sharding.Mesh, num_replicated_after: int = 0):
                  out_shardings=sharded, compiler_options=partitioning.inference_compiler_options())
 
 
+class _EvalPasses:
+  """One evaluation iterator per evaluator, built on first use and rewound (`reset()`) for every later pass, so
+  that repeated evaluations reuse its background threads and worker processes."""
+
+  def __init__(self, data_config: ml_collections.ConfigDict, batch_size: int, split: str):
+    self.data_config, self.batch_size, self.split = data_config, batch_size, split
+    self._iterator = None
+
+  def __call__(self) -> data_lib.DataIterator:
+    if self._iterator is None:
+      self._iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=self.split)
+    else:
+      self._iterator.reset()
+    return self._iterator
+
+
 class ClassifierEvaluator:
   """Top-1/top-5 accuracy, loss and mean class accuracy of a classifier on one split."""
 
@@ -42,10 +58,11 @@ class ClassifierEvaluator:
     self.model_config, self.data_config, self.split = model_config, data_config, split
     self.batch_size, self.mesh = batch_size, mesh
     self.forward = ClassifierForward(model_config, mesh)
+    self._passes = _EvalPasses(data_config, batch_size, split)
 
   def predict(self, params: Any) -> dict[str, np.ndarray]:
     """logits (N, K), pooled (N, d), label (N,) and stored example index (N,) of every clip of the split."""
-    iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=self.split)
+    iterator = self._passes()
     gathered = predictions.gather_predictions(
         lambda batch, index: tuple(self.forward.batch(params, batch)[k] for k in ('logits', 'pooled')),
         iterator, self.mesh)
@@ -103,9 +120,10 @@ class PretrainEvaluator:
       return objective.errors(params, batch['skeleton'], valid, key)
 
     self._errors = _jit_on_mesh(errors, mesh, num_replicated_after=1)
+    self._passes = _EvalPasses(data_config, batch_size, split)
 
   def run(self, params: Any) -> dict[str, float]:
-    iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=self.split)
+    iterator = self._passes()
     gathered = predictions.gather_predictions(lambda batch, index: self._errors(params, batch, index), iterator,
                                               self.mesh)
     squared, count = gathered['outputs']

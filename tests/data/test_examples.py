@@ -156,3 +156,38 @@ def test_nonfinite_coordinates_raise_or_are_counted(dataset, bad_value):
     out = _process(dataset, raw, train=train, bad_values='zero')
     assert out['nonfinite_count'] == 2
     assert np.isfinite(out['skeleton']).all()
+
+
+@pytest.mark.parametrize('dataset,train', [('ntu60_xsub', True), ('ntu60_xsub', False), ('n_ucla', True),
+                                           ('n_ucla', False), ('penn_action', False)])
+def test_batched_processing_equals_one_by_one(dataset, train):
+  source = {'ntu60_xsub': lambda: fakes.ntu_source(6), 'n_ucla': lambda: fakes.nucla_source(6),
+            'penn_action': lambda: fakes.penn_source(6)}[dataset]()
+  cfg = config_lib.default_data_config(dataset)
+  if dataset == 'n_ucla':
+    cfg.nucla.drop_prob = 0.7  # exercise the axis and joint drops
+  settings, parents = cfg.to_dict(), config_lib.joint_parents(cfg)
+  rngs = lambda: [np.random.default_rng([5, i]) for i in range(len(source))]
+  wheres = [f'x example {i}' for i in range(len(source))]
+  batch = examples.process_examples(source, settings, parents, rngs(), train, wheres)
+  for i, (raw, rng) in enumerate(zip(source, rngs())):
+    one = examples.process_example(raw, settings, parents, rng, train, wheres[i])
+    np.testing.assert_array_equal(batch['skeleton'][i], one['skeleton'])
+    assert (batch['label'][i], batch['length'][i]) == (one['label'], one['length'])
+
+
+def test_ntu_batched_values_are_the_per_clip_transforms():
+  """Slot selection before the resize (single-actor clips) and the batched rotation change no bit."""
+  source = fakes.ntu_source(9)
+  cfg = config_lib.default_data_config('ntu60_xsub')
+  settings, parents = cfg.to_dict(), config_lib.joint_parents(cfg)
+  batch = examples.process_examples(source, settings, parents, [np.random.default_rng(i) for i in range(9)], True,
+                                    ['x'] * 9)
+  for i, raw in enumerate(source):
+    rng = np.random.default_rng(i)
+    skeleton = raw['skeleton']
+    valid = transforms.ntu_valid_length(skeleton)
+    start, length = transforms.ntu_train_window(valid, rng, (0.5, 1.0), 64)
+    x = transforms.ntu_crop_resize(skeleton[:valid], start, length, 64)
+    x = transforms.rotate_points(x, transforms.rotation_matrix_xyz(rng.uniform(-0.3, 0.3, size=3)))
+    np.testing.assert_array_equal(batch['skeleton'][i], transforms.select_person(x)[0])

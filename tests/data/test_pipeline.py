@@ -72,7 +72,7 @@ def test_config_originals():
           data.default_data_config('n_ucla', '1.2').nucla.drop_prob) == (25, 0.3)
   penn = data.default_data_config('penn_action')
   assert penn.num_frames is None and penn.penn.normalisation == 'none' and not penn.augment
-  assert penn.num_workers == 0
+  assert penn.num_workers == -1 and penn.num_threads == -1  # automatic (data.input_parallelism)
 
 
 def test_nucla_joint_parents_follow_partition_order():
@@ -442,3 +442,67 @@ def test_nucla_eval_pipeline_matches_golden(golden_dir):
                                        process_index=0, process_count=1))
   assert batch['valid'].tolist() == [True, True, True, False]
   np.testing.assert_allclose(batch['skeleton'][:3], golden['output_TVC'], rtol=0, atol=1e-5)
+
+
+# --- Reuse and scans -------------------------------------------------------------------------------
+
+class _CountingSource:
+  """A map-style source that counts how often each example is read."""
+
+  def __init__(self, examples):
+    self.examples = examples
+    self.reads = 0
+
+  def __len__(self):
+    return len(self.examples)
+
+  def __getitem__(self, index):
+    self.reads += 1
+    return self.examples[index]
+
+
+@pytest.mark.parametrize('threads', [0, 1])
+def test_eval_reset_repeats_the_pass_without_a_rebuild(threads):
+  source = fakes.ntu_source(10)
+  cfg = _config('ntu60_xsub', num_threads=threads)
+  iterator = data.make_eval_iterator(cfg, 4, source=source, process_index=0, process_count=1)
+  first = list(iterator)
+  running = iterator._iterator  # pylint: disable=protected-access
+  iterator.reset()
+  assert iterator.step == 0 and iterator._iterator is running  # pylint: disable=protected-access
+  _assert_batches_equal(list(iterator), first)
+  iterator.reset()
+  next(iterator)  # a partial pass: the next reset starts over from the first batch
+  iterator.reset()
+  _assert_batches_equal(list(iterator), first)
+  with pytest.raises(TypeError, match='infinite'):
+    _train(cfg, source).reset()
+
+
+def test_holdout_labels_are_scanned_once():
+  source = _CountingSource(fakes.nucla_source(40))
+  # No background thread, whose read-ahead into the next pass would make the count timing-dependent.
+  cfg = _config('n_ucla', holdout_fraction=0.25, num_threads=0, **{'nucla.repeat': 1})
+  holdout = data.make_eval_iterator(cfg, 4, split='holdout', source=source, process_index=0, process_count=1)
+  assert source.reads == 40
+  _train(cfg, source, batch=2)
+  data.make_eval_iterator(cfg, 4, split='holdout', source=source, process_index=0, process_count=1)
+  assert data.num_examples(cfg, 'holdout', source=source) == 10
+  assert source.reads == 40  # later pipelines on the same source reuse the labels
+  list(holdout)
+  assert source.reads == 50  # the hold-out pass reads its 10 examples, nothing else
+
+
+def test_automatic_parallelism_scales_with_the_host(monkeypatch):
+  cfg = data.default_data_config('ntu60_xsub')
+  for cores, workers in [(1, 0), (2, 0), (4, 0), (8, 2), (16, 6), (64, 8)]:
+    monkeypatch.setattr(data.config.os, 'cpu_count', lambda cores=cores: cores)
+    assert data.config.input_parallelism(cfg) == (workers, 1, 2)
+    assert data.config.input_parallelism(cfg, num_examples=100_000) == (workers, 1, 2)
+    assert data.config.input_parallelism(cfg, num_examples=500) == (0, 1, 2)  # start-up would not pay off
+    assert data.config.input_parallelism(cfg, batch_size=4) == (0, 1, 2)  # nor would the hand-off
+    assert data.config.input_parallelism(cfg, num_examples=40_000, batch_size=64) == (workers, 1, 2)
+  assert data.config.input_parallelism(_config('ntu60_xsub', num_workers=3, num_threads=0)) == (3, 0, 0)
+  assert data.config.input_parallelism(cfg, num_workers=0)[0] == 0
+  with pytest.raises(ValueError, match='num_threads=-2'):
+    _train(_config('ntu60_xsub', num_threads=-2), fakes.ntu_source(4))
