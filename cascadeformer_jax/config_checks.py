@@ -229,10 +229,10 @@ CONSTRAINTS: tuple[tuple[str, Constraint, Condition | None], ...] = tuple([
     ('data.representation', OneOf(transforms.REPRESENTATIONS), None),
     ('data.bad_values', OneOf(('error', 'zero')), None),
     ('data.class_subset', OneOf(('', 'ntu120_auxiliary')), None),
-    ('data.num_workers', integer(0), None),
+    ('data.num_workers', integer(-1), None),  # -1 = chosen from the host's CPU count
     ('data.worker_buffer_size', integer(1), None),
-    ('data.num_threads', integer(0), None),
-    ('data.prefetch_buffer_size', integer(0), None),
+    ('data.num_threads', integer(-1), None),  # -1 = chosen from the host's CPU count
+    ('data.prefetch_buffer_size', integer(-1), None),  # -1 = chosen from the host's CPU count
     ('data.device_prefetch', integer(0), None),
     ('data.penn.normalisation', OneOf(('none', 'image')), None),
     ('data.penn.padding', OneOf(('batch_max', 'fixed')), None),
