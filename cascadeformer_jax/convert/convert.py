@@ -59,7 +59,7 @@ def convert_folder(checkpoint_dir: str | os.PathLike, output_dir: str | os.PathL
     params[checkpoint_io.PRETRAINED] = lambda: _to_jax_in_place(published.pretrained_params(folder, config))
   source = {
       'checkpoint_dir': str(folder.path.absolute()),
-      'files': {role: {'name': path.name, 'bytes': path.stat().st_size, 'sha256': _sha256(path)}
+      'files': {role: {'name': path.name, 'bytes': path.stat().st_size, 'sha256': file_sha256(path)}
                 for role, path in sorted(folder.files.items())},
   }
   return checkpoint_io.save_model_dir(output_dir, config, params, source)
@@ -72,7 +72,8 @@ def _to_jax_in_place(tree: dict) -> dict:
   return tree
 
 
-def _sha256(path: pathlib.Path) -> str:
+def file_sha256(path: pathlib.Path) -> str:
+  """Hex SHA-256 of a file, read in 1 MiB blocks."""
   digest = hashlib.sha256()
   with open(path, 'rb') as f:
     for block in iter(lambda: f.read(1 << 20), b''):

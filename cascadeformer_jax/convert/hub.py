@@ -125,11 +125,12 @@ def folder_key(folder: pathlib.Path, config: Any | None) -> str:
   Files in the Hub cache are links to blobs named by their content hash, which is used without reading them.
   """
   from cascadeformer_jax import checkpoint_io  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.convert.convert import file_sha256  # pylint: disable=g-import-not-at-top
 
   digest = hashlib.sha256(checkpoint_io.FORMAT.encode())
   for path in sorted(folder.glob('*.pt')):
     blob = path.resolve()
-    content = blob.name if path.is_symlink() and blob.parent.name == 'blobs' else _sha256(path)
+    content = blob.name if path.is_symlink() and blob.parent.name == 'blobs' else file_sha256(path)
     digest.update(f'{path.name}:{content}\n'.encode())
   digest.update(json.dumps(config.to_dict() if config else 'detected', sort_keys=True).encode())
   return digest.hexdigest()[:24]
@@ -161,11 +162,3 @@ def published_model_dir(source: str | os.PathLike, config: Any | None = None) ->
   finally:
     shutil.rmtree(staging, ignore_errors=True)
   return target
-
-
-def _sha256(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
