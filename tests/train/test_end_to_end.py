@@ -29,8 +29,12 @@ def smoke_config(dataset: str, variant: str, data_dir: pathlib.Path, workdir: pa
   return config
 
 
-@pytest.mark.parametrize('variant', ['1.0', '1.1', '1.2'])
-@pytest.mark.parametrize('dataset', ['penn_action', 'n_ucla', 'ntu60_xsub', 'synthetic_actions'])
+# Every variant on one dataset, and every dataset once: the variants' layout-specific forms (1.2 'project_back' on
+# Penn/N-UCLA, 'concat' on NTU; Penn 1.0's zero positional init) each appear. Shapes of every variant x layout are
+# covered in tests/models, conversions in tests/convert.
+@pytest.mark.parametrize('dataset,variant', [
+    ('n_ucla', '1.0'), ('n_ucla', '1.1'), ('n_ucla', '1.2'), ('penn_action', '1.0'), ('ntu60_xsub', '1.2'),
+    ('synthetic_actions', '1.1')])
 def test_train_every_dataset_and_variant(dataset, variant, fixture_data_dir, tmp_path, fast_compile):
   config = smoke_config(dataset, variant, fixture_data_dir, tmp_path / 'run')
   summary = experiment.run(config)
