@@ -18,9 +18,9 @@ from cascadeformer_jax.evaluate import metrics as metrics_lib
 from cascadeformer_jax.evaluate import predictions
 from cascadeformer_jax.evaluate import representation
 from cascadeformer_jax.evaluate.forward import ClassifierForward
+from cascadeformer_jax.models import batch_frame_mask
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig
-from cascadeformer_jax.models import padding_frame_mask
 from cascadeformer_jax.models import pool_frames
 from cascadeformer_jax.models import T1
 from cascadeformer_jax.models.pretraining import pretraining_module
@@ -116,7 +116,7 @@ class PretrainEvaluator:
 
     def errors(params: Any, batch: dict[str, jax.Array], index: jax.Array) -> tuple[jax.Array, jax.Array]:
       key = jax.random.fold_in(jax.random.key(seed), index)
-      valid = padding_frame_mask(batch.get('lengths'), batch['skeleton'].shape[1]) if padding_aware else None
+      valid = batch_frame_mask(batch, padding_aware)
       return objective.errors(params, batch['skeleton'], valid, key)
 
     self._errors = _jit_on_mesh(errors, mesh, num_replicated_after=1)
@@ -140,7 +140,18 @@ def _mapped(batches: Iterable[dict[str, np.ndarray]], clip_map: ClipMap | None) 
   return (dict(batch, skeleton=np.asarray(clip_map(batch['skeleton']), np.float32)) for batch in batches)
 
 
-class FeatureExtractor:
+class _PerClipVectors:
+  """Runs a compiled (params, batch) -> (B, d) function over every clip of a split."""
+
+  def run(self, params: Any, split: str) -> dict[str, np.ndarray]:
+    """features (N, d) float32, label (N,) and stored example index (N,) of the split's clips."""
+    iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=split)
+    gathered = predictions.gather_predictions(lambda batch, index: self._vectors(params, batch),
+                                              _mapped(iterator, self.clip_map), self.mesh)
+    return {'features': gathered['outputs'][0], 'label': gathered['label'], 'index': gathered['index']}
+
+
+class FeatureExtractor(_PerClipVectors):
   """Frame-pooled T1 features (N, d) and labels (N,) of a split, with the evaluation preprocessing (and
   `clip_map` applied to the clips, when given)."""
 
@@ -151,25 +162,19 @@ class FeatureExtractor:
     model = T1(model_config)
 
     def features(params: Any, batch: dict[str, jax.Array]) -> jax.Array:
-      mask = (padding_frame_mask(batch.get('lengths'), batch['skeleton'].shape[1])
-              if model_config.padding_aware else None)
+      mask = batch_frame_mask(batch, model_config.padding_aware)
       return pool_frames(model.apply({'params': params}, batch['skeleton'], frame_mask=mask), mask,
                          model_config.pooling).astype(jnp.float32)
 
-    self._features = _jit_on_mesh(features, mesh)
+    self._vectors = _jit_on_mesh(features, mesh)
 
-  def run(self, t1_params: Any, split: str) -> dict[str, np.ndarray]:
-    iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=split)
-    gathered = predictions.gather_predictions(lambda batch, index: self._features(t1_params, batch),
-                                              _mapped(iterator, self.clip_map), self.mesh)
-    return {'features': gathered['outputs'][0], 'label': gathered['label'], 'index': gathered['index']}
 
 
 # What EmbeddingExtractor can return: the classifier's intermediates (those with a time axis are frame-pooled).
 EMBEDDINGS = ('pooled', 't1_features', 't2_features', 'fused', 'logits')
 
 
-class EmbeddingExtractor:
+class EmbeddingExtractor(_PerClipVectors):
   """One embedding per clip of a split from a classifier: a named intermediate (`EMBEDDINGS`), pooled over frames
   when it has a time axis, as float32 (N, d), with labels and stored indices; `clip_map` as FeatureExtractor."""
 
@@ -182,21 +187,15 @@ class EmbeddingExtractor:
     module = CascadeClassifier(model_config)
 
     def embed(params: Any, batch: dict[str, jax.Array]) -> jax.Array:
-      mask = (padding_frame_mask(batch.get('lengths'), batch['skeleton'].shape[1])
-              if model_config.padding_aware else None)
+      mask = batch_frame_mask(batch, model_config.padding_aware)
       value = module.apply({'params': params}, batch['skeleton'], frame_mask=mask,
                            return_intermediates=True)[embedding]
       if value.ndim == 3:
         value = pool_frames(value, mask, model_config.pooling)
       return value.astype(jnp.float32)
 
-    self._embed = _jit_on_mesh(embed, mesh)
+    self._vectors = _jit_on_mesh(embed, mesh)
 
-  def run(self, params: Any, split: str) -> dict[str, np.ndarray]:
-    iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=split)
-    gathered = predictions.gather_predictions(lambda batch, index: self._embed(params, batch),
-                                              _mapped(iterator, self.clip_map), self.mesh)
-    return {'features': gathered['outputs'][0], 'label': gathered['label'], 'index': gathered['index']}
 
 
 class ProbeEvaluator:

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from cascadeformer_jax import partitioning
+from cascadeformer_jax.models import batch_frame_mask
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig
-from cascadeformer_jax.models import padding_frame_mask
 
 # What a batch forward returns: logits (B, K) and the frame-pooled features (B, d).
 BATCH_OUTPUTS = ('logits', 'pooled')
@@ -34,7 +34,7 @@ class ClassifierForward:
 
     def batch_forward(params: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
       skeleton = batch['skeleton']
-      mask = padding_frame_mask(batch.get('lengths'), skeleton.shape[1]) if config.padding_aware else None
+      mask = batch_frame_mask(batch, config.padding_aware)
       out = module.apply({'params': params}, skeleton, frame_mask=mask, return_intermediates=True)
       return {name: out[name].astype(jnp.float32) for name in BATCH_OUTPUTS}
 

@@ -1,5 +1,6 @@
 """Flax Linen modules of CascadeFormer 1.0 / 1.1 / 1.2."""
 
+from cascadeformer_jax.models.cascadeformer import batch_frame_mask
 from cascadeformer_jax.models.cascadeformer import CascadeClassifier
 from cascadeformer_jax.models.cascadeformer import ClassificationHead
 from cascadeformer_jax.models.cascadeformer import CrossAttention

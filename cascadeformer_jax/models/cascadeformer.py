@@ -196,6 +196,14 @@ def padding_frame_mask(lengths: Array | None, num_frames: int) -> Array | None:
   return jnp.arange(num_frames)[None, :] < lengths[:, None]
 
 
+def batch_frame_mask(batch: dict[str, Array], padding_aware: bool) -> Array | None:
+  """The (B, T) real-frame mask of a batch (``skeleton``, optional ``lengths``) for a padding-aware model; None
+  otherwise, so that padded frames take part as in the original code."""
+  if not padding_aware:
+    return None
+  return padding_frame_mask(batch.get('lengths'), batch['skeleton'].shape[1])
+
+
 def pool_frames(fused: Array, frame_mask: Array | None, pooling: str) -> Array:
   """(B, T, d) -> (B, d): plain mean over all T (original), or mean over frames where frame_mask is True."""
   if pooling == 'mean' or frame_mask is None:

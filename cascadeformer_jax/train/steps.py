@@ -16,7 +16,7 @@ import optax
 
 from cascadeformer_jax import objectives
 from cascadeformer_jax.models import CascadeClassifier
-from cascadeformer_jax.models import padding_frame_mask
+from cascadeformer_jax.models import batch_frame_mask
 
 State = dict[str, Any]
 Batch = dict[str, jax.Array]
@@ -27,11 +27,7 @@ def init_state(params: Any, optimizer: optax.GradientTransformation) -> State:
   return {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': optimizer.init(params)}
 
 
-def frame_mask(batch: Batch, use_mask: bool) -> jax.Array | None:
-  """(B, T) real-frame mask of a batch for padding-aware models; None otherwise (the original's behaviour)."""
-  if not use_mask:
-    return None
-  return padding_frame_mask(batch.get('lengths'), batch['skeleton'].shape[1])
+frame_mask = batch_frame_mask  # (batch, padding_aware) -> (B, T) real-frame mask, or None.
 
 
 FINITE_GUARDS = ('auto', 'cond', 'select')
