@@ -1,8 +1,9 @@
 """Input-pipeline throughput: training clips/s per dataset on this machine's CPU.
 
 Prints a markdown table with, per dataset and worker count, the clips/s the training pipeline delivers
-(start-up and the first batch excluded), the fastest training step it can feed (batch / throughput),
-and — when `--step_time_ms` gives the step time of the model it feeds — the clips/s that step needs.
+(start-up, the first batch and `--warmup_clips` more excluded), the fastest training step it can feed
+(batch / throughput), and — when `--step_time_ms` gives the step time of the model it feeds — the clips/s
+that step needs.
 
 Without `--data_dir` the clips come from a lazy in-memory source with the datasets' shapes and
 realistic length distributions (NTU ≈ 80 frames, N-UCLA ≈ 43, Penn ≈ 70); each clip is generated on
@@ -69,9 +70,10 @@ class SyntheticClips:
 
 
 def measure(dataset: str, batch_size: int, num_workers: int, num_threads: int, num_batches: int,
-            data_dir: str | None) -> tuple[float, float, float]:
-  """Returns (start-up seconds incl. the first batch, clips/s over the next `num_batches`, main-process CPU µs per
-  clip over them (all its threads; worker processes not counted))."""
+            data_dir: str | None, warmup_batches: int = 0) -> tuple[float, float, float]:
+  """Returns (start-up seconds incl. the first batch, clips/s over `num_batches` read after the first batch and
+  `warmup_batches` more, main-process CPU µs per clip over them (all its threads; worker processes not
+  counted))."""
   cfg = data.default_data_config(dataset)
   cfg.num_workers = num_workers
   cfg.num_threads = num_threads
@@ -86,6 +88,8 @@ def measure(dataset: str, batch_size: int, num_workers: int, num_threads: int, n
   try:
     next(iterator)
     startup = time.perf_counter() - start
+    for _ in range(warmup_batches):  # worker processes that started later than the first one
+      next(iterator)
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(num_batches):
       next(iterator)
@@ -116,6 +120,8 @@ def main() -> None:
                       help='background threads per process (-1: the automatic default)')
   parser.add_argument('--batch_size', type=int, default=0, help='0 = the original batch size')
   parser.add_argument('--clips', type=int, default=2048, help='clips timed per configuration')
+  parser.add_argument('--warmup_clips', type=int, default=2048,
+                      help='clips read after the first batch and before the timing')
   parser.add_argument('--step_time_ms', default='',
                       help='training step time per dataset, e.g. ntu60_xsub=250,n_ucla=120')
   parser.add_argument('--data_dir', default='', help='read built TFDS data sources from here')
@@ -133,7 +139,7 @@ def main() -> None:
     num_batches = max(1, args.clips // batch)
     for workers in (int(w) for w in args.workers.split(',')):
       startup, clips_per_s, cpu_us = measure(dataset, batch, workers, args.threads, num_batches,
-                                             args.data_dir or None)
+                                             args.data_dir or None, args.warmup_clips // batch)
       fastest_step = 1000 * batch / clips_per_s
       if dataset in step_times:
         needed = 1000 * batch / step_times[dataset]

@@ -1,10 +1,29 @@
 """CascadeFormer in JAX/Flax: models, checkpoint conversion, data, training and evaluation."""
 
-from cascadeformer_jax.api import Classifier
-from cascadeformer_jax.api import load_classifier
-from cascadeformer_jax.api import load_pretrained
-from cascadeformer_jax.api import Pretrained
-from cascadeformer_jax.models import ModelConfig
-from cascadeformer_jax.models.presets import published_model_config
+import importlib
+
+# Imported on first use, so that a module of the package (e.g. the input pipeline in a worker process) does not
+# pay for JAX and the models.
+_PUBLIC = {
+    'Classifier': 'cascadeformer_jax.api',
+    'load_classifier': 'cascadeformer_jax.api',
+    'load_pretrained': 'cascadeformer_jax.api',
+    'Pretrained': 'cascadeformer_jax.api',
+    'ModelConfig': 'cascadeformer_jax.models',
+    'published_model_config': 'cascadeformer_jax.models.presets',
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+  if name not in _PUBLIC:
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+  value = getattr(importlib.import_module(_PUBLIC[name]), name)
+  globals()[name] = value
+  return value
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(_PUBLIC))
 
 __version__ = '0.1.0'

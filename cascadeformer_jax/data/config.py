@@ -66,7 +66,7 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
       and count them in the batch's `nonfinite_count`).
     num_workers: grain `mp_prefetch` worker processes (0 = none; −1 = chosen from the host's CPU count, see
       `input_parallelism`).
-    worker_buffer_size: batches buffered per worker process.
+    worker_buffer_size: hand-offs (stacks of `handoff_batches` batches) buffered per worker process.
     num_threads, prefetch_buffer_size: grain `ReadOptions` threads that prepare batches in the background
       (0 = in the calling thread) and the number of batches they keep ready (−1 = automatic).
     device_prefetch: global training batches placed on the devices ahead of the step (0 = none).
@@ -220,6 +220,26 @@ def model_input_shape(data_config: ml_collections.ConfigDict) -> tuple[int, int,
 # CPU per batch, as much as preprocessing a few clips itself).
 MIN_EXAMPLES_FOR_WORKERS = 2048
 MIN_BATCH_FOR_WORKERS = 16
+# Batches are handed from worker processes to the trainer in stacks of about this many clips: a hand-off has a
+# fixed cost (shared memory, pickling) of about a millisecond, which a batch of 4 clips cannot pay for.
+HANDOFF_CLIPS = 128
+
+
+def available_cores() -> int:
+  """CPU cores this process may run on (its affinity mask, which cluster schedulers set per task)."""
+  if hasattr(os, 'sched_getaffinity'):
+    return len(os.sched_getaffinity(0)) or 1
+  return os.cpu_count() or 1
+
+
+def stackable_batches(data_config: ml_collections.ConfigDict) -> bool:
+  """Whether every batch of the pipeline has the same shape (all but Penn Action padded per batch)."""
+  return data_config.layout != 'penn' or data_config.penn.padding == 'fixed'
+
+
+def handoff_batches(data_config: ml_collections.ConfigDict, batch_size: int) -> int:
+  """Batches a worker process hands over at once: ⌊HANDOFF_CLIPS / batch⌋ when batches stack, else 1."""
+  return max(1, HANDOFF_CLIPS // max(1, batch_size)) if stackable_batches(data_config) else 1
 
 
 def input_parallelism(data_config: ml_collections.ConfigDict, num_workers: int | None = None,
@@ -227,11 +247,12 @@ def input_parallelism(data_config: ml_collections.ConfigDict, num_workers: int |
   """(worker processes, background threads, batches kept ready) of the input pipeline; −1 fields resolved.
 
   Automatic choices scale with the host: one background thread prepares batches while the caller runs the
-  step (the preprocessing is vectorised per batch), and hosts with more cores add worker processes, one per two
-  cores beyond the first four, at most 8, for passes of at least `MIN_EXAMPLES_FOR_WORKERS` examples in local
-  batches of at least `MIN_BATCH_FOR_WORKERS`. A worker process costs seconds to start and a hand-off per batch,
-  which on small hosts, short passes and small batches costs more than it gives (`benchmarks/README.md`, input
-  pipeline).
+  step, and passes of at least `MIN_EXAMPLES_FOR_WORKERS` examples add one worker process per available core
+  (`available_cores`, at most 8),
+  which hand their batches over in stacks (`handoff_batches`). A worker process costs seconds to start, which
+  short passes do not repay; batches of varying shape (Penn Action's per-batch padding) cannot be stacked, and
+  one hand-off per small batch costs about as much as preparing it, so those keep workers only for local
+  batches of at least `MIN_BATCH_FOR_WORKERS` clips (`benchmarks/README.md`, input pipeline).
 
   Args:
     data_config: the data settings.
@@ -241,10 +262,10 @@ def input_parallelism(data_config: ml_collections.ConfigDict, num_workers: int |
   """
   workers = data_config.num_workers if num_workers is None else num_workers
   if workers < 0:
-    cores = os.cpu_count() or 1
-    workers = min(8, max(0, (cores - 4) // 2))
+    cores = available_cores()
+    workers = min(8, cores) if cores > 1 else 0
     if ((num_examples is not None and num_examples < MIN_EXAMPLES_FOR_WORKERS) or
-        (batch_size is not None and batch_size < MIN_BATCH_FOR_WORKERS)):
+        (batch_size is not None and batch_size < MIN_BATCH_FOR_WORKERS and not stackable_batches(data_config))):
       workers = 0
   threads = data_config.num_threads
   if threads < 0:

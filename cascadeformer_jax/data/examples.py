@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from cascadeformer_jax.data import generic
+from cascadeformer_jax.data import random_streams
 from cascadeformer_jax.data import transforms
 
 _NAME_KEYS = ('sample_name', 'video_id')
@@ -55,6 +56,8 @@ class _Where:
 
 def get_field(raw: Mapping[str, Any], key: str, where: str) -> Any:
   """`raw[key]`, or BadExampleError naming `where` and the key when it is missing."""
+  if type(raw) is dict and key in raw:  # pylint: disable=unidiomatic-typecheck
+    return raw[key]
   if not isinstance(raw, Mapping):
     raise BadExampleError(f'{where}: expected a dict of arrays, got {type(raw).__name__}')
   if key not in raw:
@@ -82,6 +85,18 @@ def _label(raw: Mapping[str, Any], num_classes: int, where: str) -> np.int32:
   if not 0 <= int(label) < num_classes:
     raise BadExampleError(f"{where}: 'label' {int(label)} is outside [0, {num_classes})")
   return np.int32(label)
+
+
+def _labels(raws, num_classes: int, wheres) -> np.ndarray:
+  """(N,) int32 labels; on anything but in-range integer scalars the first bad one is named."""
+  try:
+    labels = np.asarray([get_field(raw, 'label', where) for raw, where in zip(raws, wheres)])
+  except ValueError:
+    labels = None
+  if (labels is None or labels.shape != (len(raws),) or labels.dtype.kind not in 'iu'
+      or not ((labels >= 0) & (labels < num_classes)).all()):
+    return np.array([_label(raw, num_classes, where) for raw, where in zip(raws, wheres)], np.int32)
+  return labels.astype(np.int32)
 
 
 def _check_finite(x: np.ndarray, policy: str, where: str, key: str = 'skeleton'
@@ -116,106 +131,128 @@ def _penn_clip(raw, settings, where):
   return skeleton, count
 
 
-def _process_penn(raws, settings, rngs, train, wheres):
-  del rngs, train  # Penn Action has no augmentation in the original code.
+def _process_penn(raws, settings, streams, train, wheres):
+  del streams, train  # Penn Action has no augmentation in the original code.
   clips, counts = zip(*[_penn_clip(raw, settings, where) for raw, where in zip(raws, wheres)])
   return list(clips), [clip.shape[0] for clip in clips], list(counts)
 
 
-def _process_nucla(raws, settings, rngs, train, wheres):
-  """Per clip: checks, random draws and the full-clip min/max; then one vectorised pass over the batch.
+def _apply_bad_values(clips: list[np.ndarray], settings, wheres) -> tuple[list[np.ndarray], np.ndarray]:
+  """`_check_finite` on every clip (called once a batch-wide test found a NaN/inf): the clips with NaN/inf set to
+  0 and (N,) counts under `bad_values='zero'`, else BadExampleError naming the first bad clip."""
+  checked = [_check_finite(clip, settings['bad_values'], where) for clip, where in zip(clips, wheres)]
+  return [clip for clip, _ in checked], np.array([count for _, count in checked], dtype=np.int64)
 
-  The min-max normalisation is per-axis affine, so it is applied to the selected frames only, with the
-  range of the whole (centred, view-transformed) clip. float32 throughout (the golden transform tests hold
-  at their tolerance).
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+  """(N,) first frame of every clip in the clips' concatenation."""
+  return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+
+def _process_nucla(raws, settings, streams, train, wheres):
+  """Centre on the spine of frame 0, (train) a random view, per-axis min-max of the whole clip to [−1, 1], 64
+  frames (train: random, sorted; test: evenly spaced), (train) random axis and joint drops, partition order.
+
+  The min-max normalisation is per-axis affine, so it is applied to the selected frames only, with the range of
+  the whole (centred, view-transformed) clip. float32 throughout. The batch's points are processed together,
+  channels-first (3, ΣL·J), so that per-axis arithmetic runs over contiguous rows; only the view transform is one
+  matrix product per clip.
   """
   nucla = settings['nucla']
-  num_frames = settings['num_frames']
+  num_frames, num_joints = settings['num_frames'], settings['num_joints']
   augment = train and settings['augment']
-  selected, lows, highs, counts, drops = [], [], [], [], []
-  for raw, rng, where in zip(raws, rngs, wheres):
-    clip = _skeleton(raw, (settings['num_joints'], 3), where)
-    clip, count = _check_finite(clip, settings['bad_values'], where)
-    x = transforms.nucla_centre(clip)
-    if augment:
-      x = transforms.nucla_random_view(x, rng, nucla['rotation_max_deg'], tuple(nucla['scale_range']))
-    low, high = transforms.axis_range(x)
-    if augment:
-      x = x[transforms.nucla_train_frame_indices(x.shape[0], rng, num_frames)]
-      drops.append((transforms.draw_drop_axis(rng, nucla['drop_prob'], x.shape[-1]),
-                    transforms.draw_drop_joints(rng, nucla['drop_prob'], x.shape[0], x.shape[1])))
-    else:
-      x = x[transforms.nucla_test_frame_indices(x.shape[0], num_frames)]
-    selected.append(x)
-    lows.append(low)
-    highs.append(high)
-    counts.append(count)
-  # Channels-first (N, 3, T, J): the broadcast per-axis arithmetic then runs over long contiguous rows.
-  x = np.stack(selected).transpose(0, 3, 1, 2).copy()
-  x = transforms.minmax_to_unit_range(x, np.stack(lows)[:, :, None, None], np.stack(highs)[:, :, None, None])
-  for k, (axis, joints) in enumerate(drops):
-    if axis is not None:
-      x[k, axis] = 0
+  clips = [_skeleton(raw, (num_joints, 3), where) for raw, where in zip(raws, wheres)]
+  points = np.ascontiguousarray(np.concatenate(clips).reshape(-1, 3).T)  # (3, ΣL·J)
+  counts = np.zeros(len(clips), dtype=np.int64)
+  if not np.isfinite(points).all():
+    clips, counts = _apply_bad_values(clips, settings, wheres)
+    points = np.ascontiguousarray(np.concatenate(clips).reshape(-1, 3).T)
+  lengths = np.array([clip.shape[0] for clip in clips], dtype=np.int64)
+  first_points = _starts(lengths) * num_joints
+  points -= np.repeat(points[:, first_points + 1], lengths * num_joints, axis=1)  # joint 1 of frame 0
+  if augment:
+    u = streams.uniform(transforms.AUGMENTATION, 8 + num_joints + num_frames)
+    views = transforms.nucla_views(u[:, :3], nucla['rotation_max_deg'], tuple(nucla['scale_range']))
+    for view, start, size in zip(views.astype(np.float32), first_points, lengths * num_joints):
+      np.matmul(view.T, points[:, start:start + size], out=points[:, start:start + size])
+    selected = transforms.draw_nucla_train_frame_indices(lengths, streams, num_frames)
+  else:
+    selected = np.stack([transforms.nucla_test_frame_indices(int(length), num_frames) for length in lengths])
+  low = np.minimum.reduceat(points, first_points, axis=1)[:, :, None, None]
+  high = np.maximum.reduceat(points, first_points, axis=1)[:, :, None, None]
+  indices = (selected * num_joints + first_points[:, None])[:, :, None] + transforms.NUCLA_PARTITION_ORDER
+  x = transforms.minmax_to_unit_range(np.take(points, indices, axis=1), low, high)  # (3, N, T, J), model order
+  if augment:
+    axes, joints = transforms.nucla_drops(u[:, 3:], nucla['drop_prob'], num_frames, num_joints, 3)
     if joints is not None:
-      frames, joint_ids = joints
-      x[k][:, frames[:, None], joint_ids[None, :]] = 0
-  x = np.ascontiguousarray(x[:, :, :, transforms.NUCLA_PARTITION_ORDER].transpose(0, 2, 3, 1))
-  return x, [num_frames] * len(raws), counts
+      joints = joints[:, :, transforms.NUCLA_PARTITION_ORDER]
+    transforms.apply_drops(x, axes, joints)
+  return np.ascontiguousarray(x.transpose(1, 2, 3, 0)), np.full(len(raws), num_frames), counts
 
 
-def _process_ntu(raws, settings, rngs, train, wheres):
-  """Per clip: checks, window and rotation draws and the frame gather; crop-resize and rotation batched.
+def _process_ntu(raws, settings, streams, train, wheres):
+  """Valid frames, a window (train: random crop; test: centre), linear resize to 64 frames, (train) a random
+  rotation, person selection. Per clip only the frame gathers; draws and arithmetic run on the whole batch.
 
-  A clip whose second actor slot is all zero keeps slot 0 under either selection rule (its score is 0 and
-  ties go to slot 0), so only slot 0 is resized and rotated; two-actor clips go through both slots as the
-  original does. The values are those of the per-clip transforms, bit for bit.
+  A window whose second actor slot sums to 0 in every frame (all zero: one actor) keeps slot 0 under either
+  selection rule (its score is 0 and ties go to slot 0), so only slot 0 is resized and rotated; two-actor
+  windows go through both slots as the original does.
   """
   ntu = settings['ntu']
-  num_frames = settings['num_frames']
+  num_frames, num_joints = settings['num_frames'], settings['num_joints']
   augment = train and settings['augment']
-  rotate = augment and ntu['rotation_max_rad'] > 0
-  gathered, weights, rotations, counts, two_actors = [], [], [], [], []
-  for raw, rng, where in zip(raws, rngs, wheres):
-    skeleton = _skeleton(raw, (2, settings['num_joints'], 3), where)
-    skeleton, count = _check_finite(skeleton, settings['bad_values'], where)
-    valid_length = transforms.ntu_valid_length(skeleton)
-    if valid_length == 0:
-      raise BadExampleError(f'{where}: no valid frame (every frame of the clip sums to 0)')
-    if augment:
-      start, length = transforms.ntu_train_window(
-          valid_length, rng, tuple(ntu['crop_interval']), ntu['min_crop_frames'])
-    else:
-      start, length = transforms.ntu_test_window(valid_length, ntu['test_crop_fraction'],
-                                                 ntu.get('test_window_position', 0.5))
-    i0, i1, lam = transforms.resize_time_weights(length, num_frames)
-    two = bool(skeleton[start:start + length, 1].any())
-    slots = skeleton if two else skeleton[:, 0]
-    gathered.append((slots[start + i0], slots[start + i1]))
-    weights.append(lam)
-    two_actors.append(two)
-    if rotate:
-      theta = ntu['rotation_max_rad']
-      rotations.append(transforms.rotation_matrix_xyz(rng.uniform(-theta, theta, size=3)).T)
-    counts.append(count)
-  out = np.empty((len(raws), num_frames, settings['num_joints'], 3), np.float32)
+  clips = [_skeleton(raw, (2, num_joints, 3), where) for raw, where in zip(raws, wheres)]
+  # Per-frame sums of each actor slot: the valid frames, the second actor's frames, and (being non-finite when
+  # any coordinate is) a cheap finiteness test.
+  totals = np.concatenate([clip.reshape(clip.shape[0], 2, -1).sum(axis=2) for clip in clips])
+  counts = np.zeros(len(clips), dtype=np.int64)
+  if not np.isfinite(totals).all():
+    clips, counts = _apply_bad_values(clips, settings, wheres)
+    totals = np.concatenate([clip.reshape(clip.shape[0], 2, -1).sum(axis=2) for clip in clips])
+  starts = _starts(np.array([clip.shape[0] for clip in clips], dtype=np.int64))
+  valid = np.add.reduceat((totals.sum(axis=1) != 0).astype(np.int64), starts)
+  if not valid.all():
+    raise BadExampleError(f'{wheres[int(np.flatnonzero(valid == 0)[0])]}: no valid frame (every frame of the clip '
+                          'sums to 0)')
+  if augment:
+    u = streams.uniform(transforms.AUGMENTATION, transforms.NTU_DRAWS)
+    window_start, window_length = transforms.ntu_train_windows(valid, u[:, :2], tuple(ntu['crop_interval']),
+                                                               ntu['min_crop_frames'])
+  else:
+    window_start, window_length = transforms.ntu_test_window(valid, ntu['test_crop_fraction'],
+                                                             ntu.get('test_window_position', 0.5))
+  second_actor = np.concatenate([[0], np.cumsum(totals[:, 1] != 0)])
+  first = starts + window_start
+  two_actors = second_actor[first + window_length] > second_actor[first]
+  i0, i1, lam = transforms.resize_weights(window_length, num_frames)
+  i0 += window_start[:, None]
+  i1 += window_start[:, None]
+  rotations = None
+  if augment and ntu['rotation_max_rad'] > 0:
+    rotations = transforms.ntu_rotations(u[:, 2:5], ntu['rotation_max_rad']).transpose(0, 2, 1)
+  out = np.empty((len(raws), num_frames, num_joints, 3), np.float32)
   for two in (False, True):
-    members = [k for k, flag in enumerate(two_actors) if flag == two]
-    if not members:
+    members = np.flatnonzero(two_actors == two)
+    if not len(members):
       continue
-    first = np.stack([gathered[k][0] for k in members])
-    second = np.stack([gathered[k][1] for k in members])
-    lam = np.stack([weights[k] for k in members]).reshape((len(members), num_frames) + (1,) * (first.ndim - 2))
-    x = (1 - lam) * first + lam * second  # = transforms.resize_time_linear per clip
-    if rotate:
-      rotation = np.stack([rotations[k] for k in members]).astype(x.dtype)
-      x = np.matmul(x.reshape(len(members), -1, 3), rotation).reshape(x.shape)
+    shape = (len(members), num_frames) + ((2,) if two else ()) + (num_joints, 3)
+    before, after = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    for row, k in enumerate(members):
+      source = clips[k] if two else clips[k][:, 0]
+      before[row], after[row] = source[i0[k]], source[i1[k]]
+    weight = lam[members].reshape(shape[:2] + (1,) * (len(shape) - 2))
+    x = (1 - weight) * before + weight * after  # = transforms.resize_time_linear per clip
+    if rotations is not None:
+      x = np.matmul(x.reshape(len(members), -1, 3), rotations[members].astype(x.dtype)).reshape(shape)
     if two:
-      x = np.stack([transforms.select_person(clip, ntu['person_selection'])[0] for clip in x])
+      x = transforms.select_persons(x, ntu['person_selection'])[0]
     out[members] = x
-  return out, [num_frames] * len(raws), counts
+  return out, np.full(len(raws), num_frames), counts
 
 
-def _process_generic(raws, settings, rngs, train, wheres):
+def _process_generic(raws, settings, streams, train, wheres):
+  # Folder datasets draw from one NumPy generator per example, seeded by the example's key.
+  rngs = [None] * len(raws) if streams is None else [np.random.default_rng(int(key)) for key in streams.keys]
   clips, lengths, counts = [], [], []
   for raw, rng, where in zip(raws, rngs, wheres):
     skeleton = _skeleton(raw, (settings['max_persons'], settings['num_joints'], settings['num_coords']), where)
@@ -233,14 +270,14 @@ _PROCESSORS = {'penn': _process_penn, 'nucla': _process_nucla, 'ntu': _process_n
 
 
 def process_examples(raws: Sequence[Mapping[str, Any]], settings: Mapping[str, Any], parents: np.ndarray,
-                     rngs: Sequence[np.random.Generator | None], train: bool,
-                     wheres: Sequence[str]) -> dict[str, Any]:
+                     keys: np.ndarray | None, train: bool, wheres: Sequence[str]) -> dict[str, Any]:
   """Stored examples → model input clips, as `process_example` on each (same values), vectorised over them.
 
   Args:
     raws: stored examples (dicts of arrays), at least one.
     settings, parents, train: as `process_example`.
-    rngs: one generator per example (drawn from in the same order as `process_example` does).
+    keys: (N,) uint64 random-stream key of every example (`random_streams.example_keys`), used only when
+      `train` and `settings['augment']`; None without augmentation.
     wheres: how to name each example in errors.
 
   Returns:
@@ -251,9 +288,9 @@ def process_examples(raws: Sequence[Mapping[str, Any]], settings: Mapping[str, A
     BadExampleError: as `process_example`, naming the first bad example.
   """
   wheres = [_Where(raw, where) for raw, where in zip(raws, wheres)]
-  labels = np.array([_label(raw, settings['num_classes'], where) for raw, where in zip(raws, wheres)],
-                    np.int32)
-  clips, lengths, counts = _PROCESSORS[settings['layout']](raws, settings, rngs, train, wheres)
+  labels = _labels(raws, settings['num_classes'], wheres)
+  streams = None if keys is None else random_streams.ExampleStreams(keys)
+  clips, lengths, counts = _PROCESSORS[settings['layout']](raws, settings, streams, train, wheres)
   mode = settings['representation']
   if isinstance(clips, np.ndarray) and mode == 'joint':
     clips = clips.astype(np.float32, copy=False)
@@ -273,14 +310,15 @@ def process_examples(raws: Sequence[Mapping[str, Any]], settings: Mapping[str, A
 
 
 def process_example(raw: Mapping[str, Any], settings: Mapping[str, Any], parents: np.ndarray,
-                    rng: np.random.Generator | None, train: bool, where: str) -> dict[str, np.ndarray]:
+                    key: int | None, train: bool, where: str) -> dict[str, np.ndarray]:
   """One stored example → one model input clip (see the module docstring for the output).
 
   Args:
     raw: stored example (dict of arrays).
     settings: `data_config.to_dict()`.
     parents: (J,) joint parents in model order (for bone representations).
-    rng: per-example generator (used only when `train` and `settings['augment']`).
+    key: the example's random-stream key (`random_streams.example_keys`; used only when `train` and
+      `settings['augment']`).
     train: training-mode transform (augmentation) instead of the deterministic evaluation transform.
     where: how to name the example in errors, e.g. "n_ucla/train example 12".
 
@@ -288,7 +326,8 @@ def process_example(raw: Mapping[str, Any], settings: Mapping[str, Any], parents
     BadExampleError: missing keys, wrong shapes, empty clips, out-of-range labels, NaN/inf coordinates
       (with `bad_values='error'`), or a non-finite result.
   """
-  batch = process_examples([raw], settings, parents, [rng], train, [where])
+  keys = None if key is None else np.array([key], dtype=np.uint64)
+  batch = process_examples([raw], settings, parents, keys, train, [where])
   return {
       'skeleton': batch['skeleton'][0],
       'label': batch['label'][0],

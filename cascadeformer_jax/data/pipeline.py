@@ -7,14 +7,14 @@ Every epoch has a *plan*: a (num_batches, global_batch_size) array of virtual ex
 padding). Process p of P reads only columns [p·B, (p+1)·B) of each row, B = global_batch_size / P, so
 the union of the P local batches is the global batch a single process would produce. A virtual index v
 stands for stored example `examples[v % N]` (N-UCLA repeats the split `repeat` times per epoch); its
-augmentation generator is seeded by (seed, epoch, v), or by (frozen_seed, v) for the original's frozen
-N-UCLA augmentation.
+augmentation draws come from its own counter-based stream keyed by (seed, epoch, v), or by (frozen_seed, v) for
+the original's frozen N-UCLA augmentation (`random_streams`).
 
 Each batch is made by one call (`BatchLoader`) that reads its stored examples and preprocesses them together,
-vectorised over the batch where the transforms allow it. By default one background thread keeps two batches
-ready, and hosts with many cores add worker processes (`data.config.input_parallelism`). Label and clip-length
-scans (hold-out, labelled subset, Penn padding) happen once per source. An evaluation iterator is reused across
-evaluations with `reset()`.
+vectorised over the batch. By default one background thread keeps two batches ready, and long passes add
+worker processes, which hand batches over in stacks (`BatchStack`; `data.config.input_parallelism`). Label
+and clip-length scans (hold-out, labelled subset, Penn padding) happen once per source. An evaluation iterator
+is reused across evaluations with `reset()`.
 
 Batches (process-local, B = local batch size):
   skeleton: float32 (B, T, J, C) — model input (Penn: zero-padded to the longest clip of the global batch).
@@ -35,6 +35,7 @@ import numpy as np
 
 from cascadeformer_jax.data import config as config_lib
 from cascadeformer_jax.data import examples as examples_lib
+from cascadeformer_jax.data import random_streams
 from cascadeformer_jax.data import sources
 
 _STATE_VERSION = 1
@@ -116,7 +117,7 @@ class BatchLoader:
   """Batch position → process-local batch dict (see the module docstring).
 
   One call reads the batch's stored examples and preprocesses them together (`examples.process_examples`,
-  vectorised over the batch); every example still draws from its own generator, so values do not depend
+  vectorised over the batch); every example still draws from its own random stream, so values do not depend
   on how batches are spread over threads or worker processes. Evaluation loaders (`cycle=True`) read
   position p as p mod batches-per-epoch, so an evaluation stream can run on into the next identical pass.
   """
@@ -144,11 +145,11 @@ class BatchLoader:
     self.variable_length = settings['layout'] == 'penn'
     _, self.num_joints, self.channels = config_lib.model_input_shape(ml_collections.ConfigDict(self.settings))
 
-  def _rng(self, epoch: int, virtual: int) -> np.random.Generator | None:
+  def _keys(self, epoch: int, virtuals: np.ndarray) -> np.ndarray | None:
     if self.rng_mode == 'fresh':
-      return np.random.default_rng([self.seed, _FRESH, epoch, virtual])
+      return random_streams.example_keys((self.seed, _FRESH, epoch), virtuals)
     if self.rng_mode == 'frozen':
-      return np.random.default_rng([self.seed, _FROZEN, virtual])
+      return random_streams.example_keys((self.seed, _FROZEN), virtuals)
     return None
 
   def _read(self, indices: list[int]) -> list[Any]:
@@ -164,20 +165,20 @@ class BatchLoader:
     row = self.plan.order(epoch)[batch]
     size = self.local_batch_size
     local = row[self.process_index * size:(self.process_index + 1) * size]
-    slots = np.flatnonzero(local >= 0)
+    valid = local >= 0
+    slots = np.flatnonzero(valid)
     virtuals = local[slots]
-    indices = [int(i) for i in self.examples[virtuals % len(self.examples)]]
-    out = {
-        'label': np.zeros(size, np.int32), 'lengths': np.zeros(size, np.int32),
-        'valid': local >= 0, 'index': np.full(size, -1, np.int32),
-        'epoch': np.full(size, epoch, np.int32), 'nonfinite_count': np.zeros(size, np.int32),
-    }
-    out['index'][slots] = indices
+    stored = self.examples[virtuals % len(self.examples)]
+    indices = stored.tolist()
+    out = {'label': np.zeros(size, np.int32), 'lengths': np.zeros(size, np.int32), 'valid': valid,
+           'index': np.full(size, -1, np.int32), 'epoch': np.full(size, epoch, np.int32),
+           'nonfinite_count': np.zeros(size, np.int32)}
+    out['index'][slots] = stored
     processed = None
     if indices:
       raws = self._read(indices)
       processed = examples_lib.process_examples(
-          raws, self.settings, self.parents, [self._rng(epoch, int(v)) for v in virtuals], self.train,
+          raws, self.settings, self.parents, self._keys(epoch, virtuals), self.train,
           [f'{self.where} example {index}' for index in indices])
       out['label'][slots] = processed['label']
       out['lengths'][slots] = processed['length']
@@ -210,6 +211,45 @@ class BatchLoader:
     for slot, clip in zip(slots, clips):
       skeleton[slot, :clip.shape[0]] = clip
     return {'skeleton': skeleton, **out}
+
+
+class BatchStack:
+  """Stack position c → batches c·k … c·k + k − 1 of `loader`, stacked along a new leading axis (picklable).
+
+  Worker processes hand over one stack instead of k batches: the fixed cost of a hand-off is then paid once.
+  """
+
+  def __init__(self, loader: BatchLoader, batches: int):
+    self.loader = loader
+    self.batches = batches
+
+  def __call__(self, position: int) -> dict[str, np.ndarray]:
+    parts = [self.loader(int(position) * self.batches + k) for k in range(self.batches)]
+    return {key: np.stack([part[key] for part in parts]) for key in parts[0]}
+
+
+class _Unstacked(Iterator[dict[str, np.ndarray]]):
+  """Batches of a stream of `BatchStack` stacks, starting `skip` batches into the first."""
+
+  def __init__(self, stacks: Iterator[dict[str, np.ndarray]], skip: int):
+    self._stacks = stacks
+    self._skip = skip
+    self._current: dict[str, np.ndarray] = {}
+    self._next = self._size = 0
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    if self._next >= self._size:
+      # One copy out of the worker's shared memory per stack; the batches are views of it.
+      self._current = {key: np.array(value) for key, value in next(self._stacks).items()}
+      self._size = len(next(iter(self._current.values())))
+      self._next, self._skip = self._skip, 0
+    batch = {key: value[self._next] for key, value in self._current.items()}
+    self._next += 1
+    return batch
+
+  def close(self) -> None:
+    if hasattr(self._stacks, 'close'):
+      self._stacks.close()
 
 
 # --- Iterator --------------------------------------------------------------------------------------
@@ -505,17 +545,20 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
   total = None if train else plan.num_batches
   read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
 
+  stack = config_lib.handoff_batches(data_config, local_batch) if num_workers > 0 else 1
+
   def build(start_batch: int) -> Iterator[dict[str, np.ndarray]]:
     # Evaluation streams are endless too (the loader cycles): a finished pass runs on into the next,
     # identical one, so `reset()` reuses the running threads and worker processes.
-    dataset = (grain.MapDataset.range(start_batch, _INFINITE_STOP)
-               .map(loader)
-               .to_iter_dataset(read_options))
-    if num_workers > 0:
-      _ensure_absl_flags_parsed()
-      dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
-          num_workers=num_workers, per_worker_buffer_size=data_config.worker_buffer_size))
-    return iter(dataset)
+    if num_workers == 0:
+      return iter(grain.MapDataset.range(start_batch, _INFINITE_STOP).map(loader).to_iter_dataset(read_options))
+    _ensure_absl_flags_parsed()
+    dataset = (grain.MapDataset.range(start_batch // stack, _INFINITE_STOP // stack)
+               .map(BatchStack(loader, stack))
+               .to_iter_dataset(read_options)
+               .mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
+                                                         per_worker_buffer_size=data_config.worker_buffer_size)))
+    return _Unstacked(iter(dataset), start_batch % stack)
 
   identity = {'dataset': data_config.name, 'split': split, 'train': train, 'seed': seed,
               'global_batch_size': global_batch_size, 'process_index': process_index,

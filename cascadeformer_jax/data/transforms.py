@@ -1,7 +1,8 @@
 """Pure numpy transforms of single skeleton clips, as the original CascadeFormer loaders applied them.
 
-Every function takes and returns numpy arrays and draws randomness only from an explicit
-`np.random.Generator`, so the pipeline can derive it from (seed, epoch, example index).
+Every function takes and returns numpy arrays. Random augmentation parameters are computed for a whole batch at
+once from uniform draws of the examples' own random streams (`random_streams.ExampleStreams`, keyed by seed,
+epoch and example index); the functions that apply them are deterministic.
 Formulas and their sources are in `docs/datasets.md` (Penn Action preprocessing, N-UCLA preprocessing, NTU feeder
 transforms); quirk numbers (Q5, Q11) refer to `docs/original_code.md`.
 
@@ -16,6 +17,13 @@ import math
 import numpy as np
 
 from cascadeformer_jax.data import layouts
+from cascadeformer_jax.data import random_streams
+
+# Purposes of the per-example random streams (`random_streams.ExampleStreams`): a dataset's fixed-size draws are
+# columns of one `AUGMENTATION` block; N-UCLA's frame sampling reads a stream of its own.
+AUGMENTATION, NUCLA_FRAMES = 1, 2
+# Columns of the block: NTU window (2) and rotation (3); N-UCLA view (3) and drops (5 + J + T).
+NTU_DRAWS = 5
 
 # --- Joint orders and skeleton trees --------------------------------------------------------------
 
@@ -47,25 +55,30 @@ def replace_nonfinite(x: np.ndarray) -> tuple[np.ndarray, int]:
   return x, count
 
 
-@functools.lru_cache(maxsize=4096)
-def resize_time_weights(length: int, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Source frames and weights of `resize_time_linear` (cached: they depend only on the two lengths).
+def resize_weights(lengths: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Source frames and weights of `resize_time_linear` for clips of `lengths` (N,) frames, all ≥ 1.
 
   Returns:
-    i0, i1: (num_frames,) int64 source frames; lam: (num_frames,) float32 weight of `i1`. Read-only.
+    i0, i1: (N, num_frames) int64 source frames; lam: (N, num_frames) float32 weight of `i1`.
   """
-  if length < 1:
+  lengths = np.asarray(lengths, dtype=np.int64).reshape(-1, 1)
+  if (lengths < 1).any():
     raise ValueError('resize_time_linear needs at least one frame')
-  scale = np.float32(length) / np.float32(num_frames)
+  scale = lengths.astype(np.float32) / np.float32(num_frames)
   src = (np.arange(num_frames, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
   src = np.maximum(src, np.float32(0))
-  i0 = np.floor(src).astype(np.int64)
-  i0 = np.minimum(i0, length - 1)
-  i1 = np.minimum(i0 + 1, length - 1)
-  lam = src - i0.astype(np.float32)
-  for array in (i0, i1, lam):
+  i0 = np.minimum(np.floor(src).astype(np.int64), lengths - 1)
+  i1 = np.minimum(i0 + 1, lengths - 1)
+  return i0, i1, src - i0.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4096)
+def resize_time_weights(length: int, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """`resize_weights` of one clip: (num_frames,) i0, i1, lam; cached and read-only."""
+  arrays = tuple(array[0] for array in resize_weights(np.array([length]), num_frames))
+  for array in arrays:
     array.flags.writeable = False
-  return i0, i1, lam
+  return arrays
 
 
 def resize_time_linear(x: np.ndarray, num_frames: int) -> np.ndarray:
@@ -112,8 +125,13 @@ def minmax_to_unit_range(x: np.ndarray, low: np.ndarray | None = None,
   if low is None or high is None:
     low, high = axis_range(x)
   span = high - low
-  safe_span = np.where(span > 0, span, 1)
-  out = (x - low) / safe_span * 2 - 1
+  if (span > 0).all():
+    out = x - low
+    out /= span
+    out *= 2
+    out -= 1
+    return out
+  out = (x - low) / np.where(span > 0, span, 1) * 2 - 1
   return np.where(span > 0, out, np.zeros((), x.dtype))
 
 
@@ -178,36 +196,62 @@ def ntu_valid_length(skeleton: np.ndarray) -> int:
   return int(np.count_nonzero(skeleton.sum(axis=(1, 2, 3)) != 0))
 
 
-def ntu_test_window(valid_length: int, crop_fraction: float = 0.95, position: float = 0.5) -> tuple[int, int]:
-  """Window of length `L − 2·bias` with `bias = int((1 − p)·L / 2)`; returns (start, length).
+def ntu_test_window(valid_length, crop_fraction: float = 0.95, position: float = 0.5):
+  """Window of length `L − 2·bias` with `bias = ⌊(1 − p)·L / 2⌋`; returns (start, length).
 
   `position` 0.5 is the original's centre window `[bias, L − bias)`; 0 and 1 put the same window at the start and
-  the end of the clip (for multi-clip evaluation).
+  the end of the clip (for multi-clip evaluation). `valid_length` may be an int (ints returned) or an (N,) array.
   """
-  bias = int((1 - crop_fraction) * valid_length / 2)
-  return int(round(position * 2 * bias)), valid_length - 2 * bias
+  lengths = np.asarray(valid_length, dtype=np.int64)
+  bias = np.floor((1 - crop_fraction) * lengths / 2).astype(np.int64)
+  start = np.round(position * 2 * bias).astype(np.int64)
+  if lengths.ndim == 0:
+    return int(start), int(lengths - 2 * bias)
+  return start, lengths - 2 * bias
 
 
-def ntu_train_window(valid_length: int, rng: np.random.Generator,
-                     crop_interval: tuple[float, float] = (0.5, 1.0),
-                     min_frames: int = 64) -> tuple[int, int]:
-  """Random window: p ~ U(interval), `Lc = min(max(⌊L·p⌋, min_frames), L)`, start ~ U{0 … L − Lc}."""
+def ntu_train_windows(valid_lengths: np.ndarray, u: np.ndarray, crop_interval: tuple[float, float] = (0.5, 1.0),
+                      min_frames: int = 64) -> tuple[np.ndarray, np.ndarray]:
+  """Random windows: p ~ U(interval), `Lc = min(max(⌊L·p⌋, min_frames), L)`, start ~ U{0 … L − Lc}.
+
+  Args:
+    valid_lengths: (N,) valid frames L.
+    u: (N, 2) uniform draws on [0, 1).
+
+  Returns:
+    (starts, lengths), each (N,) int64.
+  """
+  valid_lengths = np.asarray(valid_lengths, dtype=np.int64)
   low, high = crop_interval
-  p = rng.uniform(low, high) if high > low else low
-  length = min(max(int(math.floor(valid_length * p)), min_frames), valid_length)
-  start = int(rng.integers(0, valid_length - length + 1))
-  return start, length
+  p = low + (high - low) * u[:, 0] if high > low else np.full(len(valid_lengths), float(low))
+  lengths = np.minimum(np.maximum(np.floor(valid_lengths * p).astype(np.int64), min_frames), valid_lengths)
+  starts = np.floor(u[:, 1] * (valid_lengths - lengths + 1)).astype(np.int64)
+  return starts, lengths
+
+
+def rotation_matrices_xyz(angles: np.ndarray) -> np.ndarray:
+  """CTR-GCN rotations `R = Rz·Ry·Rx` for (N, 3) angles (ax, ay, az) in radians: (N, 3, 3) float64.
+
+  Points rotate as `R·p`.
+  """
+  angles = np.asarray(angles, dtype=np.float64).reshape(-1, 3)
+  cos, sin = np.cos(angles), np.sin(angles)
+  zero, one = np.zeros(len(angles)), np.ones(len(angles))
+  (cx, cy, cz), (sx, sy, sz) = cos.T, sin.T
+  rx = np.stack([one, zero, zero, zero, cx, sx, zero, -sx, cx], axis=-1).reshape(-1, 3, 3)
+  ry = np.stack([cy, zero, -sy, zero, one, zero, sy, zero, cy], axis=-1).reshape(-1, 3, 3)
+  rz = np.stack([cz, sz, zero, -sz, cz, zero, zero, zero, one], axis=-1).reshape(-1, 3, 3)
+  return rz @ ry @ rx
 
 
 def rotation_matrix_xyz(angles: np.ndarray) -> np.ndarray:
-  """CTR-GCN rotation `R = Rz·Ry·Rx` for angles (ax, ay, az) in radians; points rotate as `R·p`."""
-  ax, ay, az = (float(a) for a in angles)
-  cx, sx, cy, sy, cz, sz = (math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay),
-                            math.cos(az), math.sin(az))
-  rx = np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]])
-  ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
-  rz = np.array([[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]])
-  return rz @ ry @ rx
+  """`rotation_matrices_xyz` of one (3,) angle triple: (3, 3)."""
+  return rotation_matrices_xyz(np.asarray(angles)[None])[0]
+
+
+def ntu_rotations(u: np.ndarray, max_radians: float) -> np.ndarray:
+  """(N, 3, 3) rotations `rotation_matrices_xyz` of angles U(−max, max) each, from (N, 3) uniform draws u."""
+  return rotation_matrices_xyz((2 * u - 1) * max_radians)
 
 
 def rotate_points(x: np.ndarray, rotation: np.ndarray) -> np.ndarray:
@@ -215,26 +259,33 @@ def rotate_points(x: np.ndarray, rotation: np.ndarray) -> np.ndarray:
   return (x @ rotation.T.astype(x.dtype)).astype(x.dtype, copy=False)
 
 
-def select_person(x: np.ndarray, rule: str = 'abs_sum') -> tuple[np.ndarray, int]:
-  """Keeps one actor slot.
+def select_persons(x: np.ndarray, rule: str = 'abs_sum') -> tuple[np.ndarray, np.ndarray]:
+  """Keeps one actor slot of every clip.
 
   Args:
-    x: (T, M, J, C) window.
+    x: (N, T, M, J, C) windows.
     rule: 'abs_sum' — the original's argmax over slots of Σ_{t,j,c} |x| (quirk Q5; distance from the
       origin, not motion); 'motion_variance' — the paper's wording: argmax of Σ_{j,c} var_t(x), the
       temporal variance of every coordinate. Ties go to slot 0.
 
   Returns:
-    ((T, J, C) selected actor, selected slot).
+    ((N, T, J, C) selected actors, (N,) selected slots).
   """
+  n, t, m = x.shape[:3]
   if rule == 'abs_sum':
-    score = np.abs(x).sum(axis=(0, 2, 3), dtype=np.float64)
+    score = np.abs(x).reshape(n, t, m, -1).sum(axis=3, dtype=np.float64).sum(axis=1)
   elif rule == 'motion_variance':
-    score = x.astype(np.float64).var(axis=0).sum(axis=(1, 2))
+    score = x.reshape(n, t, m, -1).astype(np.float64).var(axis=1).sum(axis=2)
   else:
     raise ValueError(f"unknown person selection rule {rule!r}; expected 'abs_sum' or 'motion_variance'")
-  slot = int(np.argmax(score))
-  return x[:, slot], slot
+  slots = np.argmax(score, axis=1)
+  return x[np.arange(n), :, slots], slots
+
+
+def select_person(x: np.ndarray, rule: str = 'abs_sum') -> tuple[np.ndarray, int]:
+  """`select_persons` of one (T, M, J, C) window: ((T, J, C) selected actor, selected slot)."""
+  selected, slots = select_persons(x[None], rule)
+  return selected[0], int(slots[0])
 
 
 def ntu_crop_resize(skeleton: np.ndarray, start: int, length: int, num_frames: int = 64) -> np.ndarray:
@@ -249,26 +300,43 @@ def nucla_centre(x: np.ndarray) -> np.ndarray:
   return x - x[0, 1]
 
 
-def nucla_view_matrix(angle_x_deg: float, angle_y_deg: float, scale: float) -> np.ndarray:
-  """`Ry·(Rx·S)` for row-vector points (`X ← X·M`), angles in degrees.
+def nucla_view_matrices(angles_x_deg, angles_y_deg, scales) -> np.ndarray:
+  """`Ry·(Rx·S)` for row-vector points (`X ← X·M`), angles in degrees: (N, 3, 3) float64 for (N,) inputs.
 
-  Written out (the products with zero entries drop out exactly), which is several times cheaper than three
-  3×3 matrix products per clip.
+  Written out (the products with zero entries drop out exactly) instead of three 3×3 matrix products.
   """
-  ax, ay = math.radians(angle_x_deg), math.radians(angle_y_deg)
-  cx, sx, cy, sy = math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay)
-  return np.array([[cy * scale, sy * (scale * sx), -sy * (scale * cx)],
-                   [0.0, scale * cx, scale * sx],
-                   [sy * scale, cy * -(scale * sx), cy * (scale * cx)]])
+  ax, ay = np.radians(np.asarray(angles_x_deg, np.float64)), np.radians(np.asarray(angles_y_deg, np.float64))
+  scale = np.asarray(scales, np.float64)
+  cx, sx, cy, sy = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay)
+  zero = np.zeros_like(cx)
+  return np.stack([cy * scale, sy * (scale * sx), -sy * (scale * cx),
+                   zero, scale * cx, scale * sx,
+                   sy * scale, cy * -(scale * sx), cy * (scale * cx)], axis=-1).reshape(-1, 3, 3)
 
 
-def nucla_random_view(x: np.ndarray, rng: np.random.Generator, max_degrees: int = 60,
-                      scale_range: tuple[float, float] = (0.5, 1.5)) -> np.ndarray:
-  """Random view transform: integer angles a, b ~ U{−max … max}°, s ~ U(scale_range); (L, J, 3)."""
-  angle_x, angle_y = rng.integers(-max_degrees, max_degrees + 1, size=2)
-  scale = rng.uniform(*scale_range)
-  matrix = nucla_view_matrix(float(angle_x), float(angle_y), float(scale))
-  return (x.reshape(-1, 3) @ matrix.astype(x.dtype)).reshape(x.shape)
+def nucla_view_matrix(angle_x_deg: float, angle_y_deg: float, scale: float) -> np.ndarray:
+  """`nucla_view_matrices` of one view: (3, 3)."""
+  return nucla_view_matrices([angle_x_deg], [angle_y_deg], [scale])[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _nucla_view_table(max_degrees: int) -> np.ndarray:
+  """(2·max + 1, 2·max + 1, 3, 3) `nucla_view_matrices` with scale 1 of every integer angle pair (a, b)."""
+  angles = np.arange(-max_degrees, max_degrees + 1, dtype=np.float64)
+  grid_x, grid_y = np.meshgrid(angles, angles, indexing='ij')
+  table = nucla_view_matrices(grid_x.ravel(), grid_y.ravel(), np.ones(grid_x.size))
+  table = table.reshape(len(angles), len(angles), 3, 3)
+  table.flags.writeable = False
+  return table
+
+
+def nucla_views(u: np.ndarray, max_degrees: int = 60, scale_range: tuple[float, float] = (0.5, 1.5)) -> np.ndarray:
+  """(N, 3, 3) random view matrices from (N, 3) uniform draws: integer angles a, b ~ U{−max … max}°,
+  s ~ U(scale_range); `nucla_view_matrices(a, b, 1)·s` (the scale factors out of every entry)."""
+  angles = np.floor(u[:, :2] * (2 * max_degrees + 1)).astype(np.int64)
+  low, high = scale_range
+  scale = low + (high - low) * u[:, 2]
+  return _nucla_view_table(max_degrees)[angles[:, 0], angles[:, 1]] * scale[:, None, None]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -279,57 +347,53 @@ def nucla_test_frame_indices(length: int, num_frames: int = 64) -> np.ndarray:
   return indices
 
 
-def nucla_train_frame_indices(length: int, rng: np.random.Generator, num_frames: int = 64,
-                              copies: int = 100) -> np.ndarray:
-  """Sorted draws without replacement from the multiset holding every index `copies` times."""
-  positions = rng.choice(length * copies, size=num_frames, replace=False)
-  return np.sort(positions % length)
+def draw_nucla_train_frame_indices(lengths: np.ndarray, streams: random_streams.ExampleStreams,
+                                   num_frames: int = 64, copies: int = 100) -> np.ndarray:
+  """(N, num_frames) sorted frame indices: draws without replacement from the multiset holding every frame of
+  a clip `copies` times (distinct positions of [0, copies·L), position p standing for frame ⌊p / copies⌋).
+
+  The original numbers the copies p ↦ p mod L; any numbering with `copies` positions per frame gives the same
+  distribution, and this one keeps sorted positions sorted.
+  """
+  lengths = np.asarray(lengths, dtype=np.int64)
+  return streams.distinct_integers(NUCLA_FRAMES, lengths * copies, num_frames) // copies
 
 
-def draw_drop_axis(rng: np.random.Generator, p: float, num_coords: int) -> int | None:
-  """The random part of `drop_axis`: the coordinate axis to zero, or None (same draws in the same order)."""
-  if rng.random() >= p:
-    return None
-  return int(rng.integers(0, num_coords))
-
-
-def drop_axis(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
-  """With probability p zeroes one coordinate axis (uniform over C) in all frames and joints."""
-  axis = draw_drop_axis(rng, p, x.shape[-1])
-  if axis is None:
-    return x
-  x = x.copy()
-  x[..., axis] = 0
-  return x
-
-
-def draw_drop_joints(rng: np.random.Generator, p: float, num_frames: int, num_joints: int,
-                     num_joints_range: tuple[int, int] = (4, 12),
-                     num_frames_range: tuple[int, int] = (16, 32)) -> tuple[np.ndarray, np.ndarray] | None:
-  """The random part of `drop_joints`: (frames, joints) to zero, or None (same draws in the same order)."""
-  if rng.random() >= p:
-    return None
-  k = int(rng.integers(num_joints_range[0], num_joints_range[1] + 1))
-  m = int(rng.integers(num_frames_range[0], num_frames_range[1] + 1))
-  joints = rng.choice(num_joints, size=min(k, num_joints), replace=False)
-  frames = rng.choice(num_frames, size=min(m, num_frames), replace=False)
-  return frames, joints
-
-
-def drop_joints(x: np.ndarray, rng: np.random.Generator, p: float,
+def nucla_drops(u: np.ndarray, p: float, num_frames: int, num_joints: int, num_coords: int,
                 num_joints_range: tuple[int, int] = (4, 12),
-                num_frames_range: tuple[int, int] = (16, 32)) -> np.ndarray:
-  """With probability p zeroes k ~ U{4 … 12} distinct joints in m ~ U{16 … 32} distinct frames.
+                num_frames_range: tuple[int, int] = (16, 32)) -> tuple[np.ndarray, np.ndarray | None]:
+  """The random parts of N-UCLA's two drop augmentations, each applied with probability p.
 
   Args:
-    x: (T, J, C) with T ≥ 32.
+    u: (N, 5 + J + T) uniform draws on [0, 1).
+
+  Returns:
+    axes: (N,) int64, one coordinate axis (uniform over C) to zero, or −1;
+    joints: (N, T, J) bool, k ~ U{4 … 12} distinct joints in m ~ U{16 … 32} distinct frames to zero (all False
+      for clips without the drop), or None when no clip has it.
   """
-  drawn = draw_drop_joints(rng, p, x.shape[0], x.shape[1], num_joints_range, num_frames_range)
-  if drawn is None:
-    return x
-  frames, joints = drawn
-  x = x.copy()
-  x[np.ix_(frames, joints)] = 0
+  axes = np.where(u[:, 0] < p, np.floor(u[:, 1] * num_coords).astype(np.int64), -1)
+  applied = u[:, 2] < p
+  if not applied.any():
+    return axes, None
+  k = num_joints_range[0] + np.floor(u[:, 3] * (num_joints_range[1] - num_joints_range[0] + 1)).astype(np.int64)
+  m = num_frames_range[0] + np.floor(u[:, 4] * (num_frames_range[1] - num_frames_range[0] + 1)).astype(np.int64)
+  joints = random_streams.smallest(u[:, 5:5 + num_joints], np.minimum(k, num_joints))
+  frames = random_streams.smallest(u[:, 5 + num_joints:5 + num_joints + num_frames], np.minimum(m, num_frames))
+  return axes, applied[:, None, None] & frames[:, :, None] & joints[:, None, :]
+
+
+def apply_drops(x: np.ndarray, axes: np.ndarray, joints: np.ndarray | None) -> np.ndarray:
+  """Zeroes, in place, axis `axes[i]` (≥ 0) of clip i and the (frame, joint) points where `joints` is True.
+
+  Args:
+    x: channels-first (C, N, T, J); axes, joints: from `nucla_drops`.
+  """
+  rows = np.flatnonzero(axes >= 0)
+  if len(rows):
+    x[axes[rows], rows] = 0
+  if joints is not None:
+    x[:, joints] = 0
   return x
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from cascadeformer_jax.data import config as config_lib
 from cascadeformer_jax.data import examples
+from cascadeformer_jax.data import random_streams
 from cascadeformer_jax.data import transforms
 from tests.data import fakes
 
@@ -17,8 +18,9 @@ def _process(dataset, raw, train=False, rng_seed=0, **overrides):
     for part in path:
       target = target[part]
     target[leaf] = value
-  return examples.process_example(raw, cfg.to_dict(), config_lib.joint_parents(cfg),
-                                  np.random.default_rng(rng_seed), train, f'{dataset}/x example 3')
+  key = int(random_streams.example_keys((rng_seed,), np.array([3]))[0])
+  return examples.process_example(raw, cfg.to_dict(), config_lib.joint_parents(cfg), key, train,
+                                  f'{dataset}/x example 3')
 
 
 def test_ntu_output_and_single_person_slot():
@@ -167,11 +169,11 @@ def test_batched_processing_equals_one_by_one(dataset, train):
   if dataset == 'n_ucla':
     cfg.nucla.drop_prob = 0.7  # exercise the axis and joint drops
   settings, parents = cfg.to_dict(), config_lib.joint_parents(cfg)
-  rngs = lambda: [np.random.default_rng([5, i]) for i in range(len(source))]
+  keys = random_streams.example_keys((5,), np.arange(len(source)))
   wheres = [f'x example {i}' for i in range(len(source))]
-  batch = examples.process_examples(source, settings, parents, rngs(), train, wheres)
-  for i, (raw, rng) in enumerate(zip(source, rngs())):
-    one = examples.process_example(raw, settings, parents, rng, train, wheres[i])
+  batch = examples.process_examples(source, settings, parents, keys, train, wheres)
+  for i, raw in enumerate(source):
+    one = examples.process_example(raw, settings, parents, int(keys[i]), train, wheres[i])
     np.testing.assert_array_equal(batch['skeleton'][i], one['skeleton'])
     assert (batch['label'][i], batch['length'][i]) == (one['label'], one['length'])
 
@@ -181,13 +183,38 @@ def test_ntu_batched_values_are_the_per_clip_transforms():
   source = fakes.ntu_source(9)
   cfg = config_lib.default_data_config('ntu60_xsub')
   settings, parents = cfg.to_dict(), config_lib.joint_parents(cfg)
-  batch = examples.process_examples(source, settings, parents, [np.random.default_rng(i) for i in range(9)], True,
-                                    ['x'] * 9)
+  keys = random_streams.example_keys((1,), np.arange(9))
+  batch = examples.process_examples(source, settings, parents, keys, True, ['x'] * 9)
+  u = random_streams.ExampleStreams(keys).uniform(transforms.AUGMENTATION, transforms.NTU_DRAWS)
   for i, raw in enumerate(source):
-    rng = np.random.default_rng(i)
     skeleton = raw['skeleton']
     valid = transforms.ntu_valid_length(skeleton)
-    start, length = transforms.ntu_train_window(valid, rng, (0.5, 1.0), 64)
+    (start,), (length,) = transforms.ntu_train_windows(np.array([valid]), u[i:i + 1, :2], (0.5, 1.0), 64)
     x = transforms.ntu_crop_resize(skeleton[:valid], start, length, 64)
-    x = transforms.rotate_points(x, transforms.rotation_matrix_xyz(rng.uniform(-0.3, 0.3, size=3)))
+    x = transforms.rotate_points(x, transforms.rotation_matrix_xyz((2 * u[i, 2:5] - 1) * 0.3))
     np.testing.assert_array_equal(batch['skeleton'][i], transforms.select_person(x)[0])
+
+
+def test_nucla_batched_values_are_the_per_clip_transforms():
+  """The channels-first batched normalisation, frame gather and drops change no bit of the per-clip transforms."""
+  source = fakes.nucla_source(7)
+  cfg = config_lib.default_data_config('n_ucla')
+  cfg.nucla.drop_prob = 0.7
+  settings, parents = cfg.to_dict(), config_lib.joint_parents(cfg)
+  keys = random_streams.example_keys((2,), np.arange(7))
+  batch = examples.process_examples(source, settings, parents, keys, True, ['x'] * 7)
+  streams = random_streams.ExampleStreams(keys)
+  u = streams.uniform(transforms.AUGMENTATION, 8 + 20 + 64)
+  views = transforms.nucla_views(u[:, :3], 60, (0.5, 1.5)).astype(np.float32)
+  lengths = np.array([len(raw['skeleton']) for raw in source])
+  selected = transforms.draw_nucla_train_frame_indices(lengths, streams, 64)
+  axes, joints = transforms.nucla_drops(u[:, 3:], 0.7, 64, 20, 3)
+  assert (axes >= 0).any() and joints.any()
+  for i, raw in enumerate(source):
+    x = (transforms.nucla_centre(raw['skeleton']).reshape(-1, 3) @ views[i]).reshape(-1, 20, 3)
+    low, high = transforms.axis_range(x)
+    x = transforms.minmax_to_unit_range(x[selected[i]], low, high)
+    if axes[i] >= 0:
+      x[..., axes[i]] = 0
+    x[joints[i]] = 0
+    np.testing.assert_array_equal(batch['skeleton'][i], x[:, transforms.NUCLA_PARTITION_ORDER])

@@ -216,12 +216,15 @@ def test_threads_do_not_change_batches():
 
 
 def test_worker_processes_do_not_change_batches():
+  """Workers hand over stacks of 32 batches of 4; a restore may start in the middle of a stack."""
   source = fakes.ntu_source(14)
   cfg = data.default_data_config('ntu60_xsub')
-  reference = _take(_train(cfg, source), 5)
+  reference = _take(_train(cfg, source), 40)
   iterator = _train(cfg, source, num_workers=2)
   try:
-    _assert_batches_equal(_take(iterator, 5), reference)
+    _assert_batches_equal(_take(iterator, 5), reference[:5])
+    iterator.set_state(dict(iterator.get_state(), step=37))
+    _assert_batches_equal(_take(iterator, 3), reference[37:40])
   finally:
     iterator.close()
 
@@ -495,13 +498,19 @@ def test_holdout_labels_are_scanned_once():
 
 def test_automatic_parallelism_scales_with_the_host(monkeypatch):
   cfg = data.default_data_config('ntu60_xsub')
-  for cores, workers in [(1, 0), (2, 0), (4, 0), (8, 2), (16, 6), (64, 8)]:
-    monkeypatch.setattr(data.config.os, 'cpu_count', lambda cores=cores: cores)
+  penn = data.default_data_config('penn_action')
+  for cores, workers in [(1, 0), (2, 2), (4, 4), (8, 8), (64, 8)]:
+    monkeypatch.setattr(data.config, 'available_cores', lambda cores=cores: cores)
     assert data.config.input_parallelism(cfg) == (workers, 1, 2)
     assert data.config.input_parallelism(cfg, num_examples=100_000) == (workers, 1, 2)
     assert data.config.input_parallelism(cfg, num_examples=500) == (0, 1, 2)  # start-up would not pay off
-    assert data.config.input_parallelism(cfg, batch_size=4) == (0, 1, 2)  # nor would the hand-off
-    assert data.config.input_parallelism(cfg, num_examples=40_000, batch_size=64) == (workers, 1, 2)
+    assert data.config.input_parallelism(cfg, num_examples=40_000, batch_size=4) == (workers, 1, 2)  # stacked
+    # Penn batches are padded per batch and cannot be stacked: small ones are not worth a hand-off each.
+    assert data.config.input_parallelism(penn, num_examples=40_000, batch_size=4) == (0, 1, 2)
+    assert data.config.input_parallelism(penn, num_examples=40_000, batch_size=16) == (workers, 1, 2)
+  assert data.config.handoff_batches(cfg, 4) == 32 and data.config.handoff_batches(cfg, 256) == 1
+  assert data.config.handoff_batches(penn, 4) == 1
+  assert data.config.available_cores() >= 1
   assert data.config.input_parallelism(_config('ntu60_xsub', num_workers=3, num_threads=0)) == (3, 0, 0)
   assert data.config.input_parallelism(cfg, num_workers=0)[0] == 0
   with pytest.raises(ValueError, match='num_threads=-2'):

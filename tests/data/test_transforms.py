@@ -5,6 +5,7 @@ import pytest
 
 from cascadeformer_jax.data import config as config_lib
 from cascadeformer_jax.data import examples
+from cascadeformer_jax.data import random_streams
 from cascadeformer_jax.data import transforms
 
 
@@ -120,13 +121,17 @@ def test_resize_matches_torch_interpolate():
 # --- Training-mode properties ----------------------------------------------------------------------
 
 def test_ntu_train_window_properties():
-  rng = np.random.default_rng(0)
+  u = np.random.default_rng(0).random((200, 2))
   for length in (10, 64, 100, 300):
-    for _ in range(50):
-      start, crop = transforms.ntu_train_window(length, rng, (0.5, 1.0), 64)
-      assert min(64, length) <= crop <= length
-      assert crop >= min(length, int(np.floor(length * 0.5)))
-      assert 0 <= start and start + crop <= length
+    starts, crops = transforms.ntu_train_windows(np.full(200, length), u, (0.5, 1.0), 64)
+    assert (min(64, length) <= crops).all() and (crops <= length).all()
+    assert (crops >= min(length, int(np.floor(length * 0.5)))).all()
+    assert (starts >= 0).all() and (starts + crops <= length).all()
+  # The extremes of the draws reach the extremes: p = 0.5 and the first start; p -> 1 and the last start.
+  starts, crops = transforms.ntu_train_windows(np.array([300, 300]), np.array([[0.0, 0.0], [1 - 1e-12, 1 - 1e-12]]))
+  assert (starts.tolist(), crops.tolist()) == ([0, 1], [150, 299])
+  assert transforms.ntu_test_window(100) == (2, 96)
+  np.testing.assert_array_equal(transforms.ntu_test_window(np.array([100, 10]), 0.95, 1.0)[0], [4, 0])
 
 
 def test_rotation_matrix_is_orthonormal_and_preserves_bone_lengths():
@@ -173,32 +178,44 @@ def test_nucla_view_matrix_is_row_vector_ry_rx_scale():
 
 
 def test_nucla_train_frame_indices():
-  rng = np.random.default_rng(0)
-  for length in (1, 2, 30, 200):
-    indices = transforms.nucla_train_frame_indices(length, rng, 64)
-    assert indices.shape == (64,)
-    assert (np.diff(indices) >= 0).all()
-    assert indices.min() >= 0 and indices.max() < length
-  assert (transforms.nucla_train_frame_indices(1, rng, 64) == 0).all()
-  # Repeats are allowed: a 30-frame clip needs them to give 64 frames.
-  assert len(np.unique(transforms.nucla_train_frame_indices(30, rng, 64))) <= 30
+  lengths = np.array([1, 2, 30, 200] * 500)
+  streams = random_streams.ExampleStreams(random_streams.example_keys((0,), np.arange(len(lengths))))
+  indices = transforms.draw_nucla_train_frame_indices(lengths, streams, 64)
+  assert indices.shape == (len(lengths), 64) and (np.diff(indices, axis=1) >= 0).all()
+  assert (indices.min(axis=1) >= 0).all() and (indices.max(axis=1) < lengths).all()
+  assert (indices[lengths == 1] == 0).all()
+  # Draws without replacement from 100 copies of every frame: the count of one frame of a 2-frame clip is
+  # hypergeometric (population 200, 100 successes, 64 draws), narrower than the binomial of independent draws.
+  zeros = (indices[lengths == 2] == 0).sum(axis=1)
+  assert abs(zeros.mean() - 32) < 0.4
+  assert abs(zeros.var() - 64 * 0.25 * 136 / 199) < 2.0
 
 
-def test_drop_axis_and_joints():
-  rng = np.random.default_rng(0)
-  x = np.ones((64, 20, 3))
-  assert transforms.drop_axis(x, rng, 0.0) is x
-  dropped = transforms.drop_axis(x, rng, 1.0)
-  zero_axes = [c for c in range(3) if (dropped[..., c] == 0).all()]
-  assert len(zero_axes) == 1 and dropped.sum() == 64 * 20 * 2
-  assert transforms.drop_joints(x, rng, 0.0) is x
-  for _ in range(20):
-    dropped = transforms.drop_joints(x, rng, 1.0)
-    zero = (dropped == 0).all(-1)                           # (T, J)
-    frames, joints = zero.any(1).sum(), zero.any(0).sum()
-    assert 16 <= frames <= 32 and 4 <= joints <= 12
-    assert zero.sum() == frames * joints
-  assert x.min() == 1  # inputs are not modified in place
+def test_view_matrices_and_drops():
+  u = np.random.default_rng(0).random((4000, 3 + 5 + 20 + 64))
+  views = transforms.nucla_views(u[:, :3], 60, (0.5, 1.5))
+  scales = np.abs(np.linalg.det(views)) ** (1 / 3)
+  assert 0.5 <= scales.min() and scales.max() <= 1.5
+  np.testing.assert_allclose(views[0], transforms.nucla_view_matrix(np.floor(u[0, 0] * 121) - 60,
+                                                                    np.floor(u[0, 1] * 121) - 60,
+                                                                    0.5 + u[0, 2]))
+  axes, joints = transforms.nucla_drops(u[:, 3:], 0.5, 64, 20, 3)
+  assert abs((axes >= 0).mean() - 0.5) < 0.03 and set(axes[axes >= 0]) == {0, 1, 2}
+  dropped = joints.any(axis=(1, 2))
+  assert abs(dropped.mean() - 0.5) < 0.03
+  frames, joint_counts = joints.any(axis=2).sum(axis=1)[dropped], joints.any(axis=1).sum(axis=1)[dropped]
+  assert frames.min() == 16 and frames.max() == 32 and joint_counts.min() == 4 and joint_counts.max() == 12
+  np.testing.assert_array_equal(joints.sum(axis=(1, 2))[dropped], frames * joint_counts)
+  assert transforms.nucla_drops(u[:, 3:], 0.0, 64, 20, 3)[1] is None
+  x = np.ones((3, len(u), 64, 20))
+  transforms.apply_drops(x, axes, joints)
+  for i in range(20):
+    zero = x[:, i] == 0                                    # (3, T, J)
+    expected = np.zeros_like(zero)
+    if axes[i] >= 0:
+      expected[axes[i]] = True
+    expected |= joints[i][None]
+    np.testing.assert_array_equal(zero, expected)
 
 
 @pytest.mark.parametrize('mode,channels', [('joint', 3), ('bone', 3), ('joint_bone', 6),
