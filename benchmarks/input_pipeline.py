@@ -3,7 +3,7 @@
 Prints a markdown table with, per dataset and worker count, the clips/s the training pipeline delivers
 (start-up, the first batch and `--warmup_clips` more excluded), the fastest training step it can feed
 (batch / throughput), and — when `--step_time_ms` gives the step time of the model it feeds — the clips/s
-that step needs.
+that step needs. CPU time per clip is given for the main process and for it and its worker processes together.
 
 Without `--data_dir` the clips come from a lazy in-memory source with the datasets' shapes and
 realistic length distributions (NTU ≈ 80 frames, N-UCLA ≈ 43, Penn ≈ 70); each clip is generated on
@@ -69,11 +69,37 @@ class SyntheticClips:
     return {'skeleton': skeleton, 'label': label, 'sample_name': f'S{index:019d}'.encode()}
 
 
+def _process_tree_cpu() -> float | None:
+  """CPU seconds (user + system) of this process and its descendants alive now, from /proc (None elsewhere)."""
+  try:
+    ticks = os.sysconf('SC_CLK_TCK')
+    parents, times = {}, {}
+    for entry in os.listdir('/proc'):
+      if not entry.isdigit():
+        continue
+      try:
+        with open(f'/proc/{entry}/stat') as stat:
+          fields = stat.read().rsplit(')', 1)[1].split()
+      except OSError:
+        continue
+      parents[int(entry)] = int(fields[1])
+      times[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+  except (OSError, ValueError, IndexError):
+    return None
+  tree, frontier = {os.getpid()}, [os.getpid()]
+  while frontier:
+    parent = frontier.pop()
+    children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+    tree.update(children)
+    frontier.extend(children)
+  return sum(times.get(pid, 0.0) for pid in tree)
+
+
 def measure(dataset: str, batch_size: int, num_workers: int, num_threads: int, num_batches: int,
-            data_dir: str | None, warmup_batches: int = 0) -> tuple[float, float, float]:
+            data_dir: str | None, warmup_batches: int = 0) -> tuple[float, float, float, float | None]:
   """Returns (start-up seconds incl. the first batch, clips/s over `num_batches` read after the first batch and
-  `warmup_batches` more, main-process CPU µs per clip over them (all its threads; worker processes not
-  counted))."""
+  `warmup_batches` more, main-process CPU µs per clip over them (all its threads), and the CPU µs per clip of
+  the main process and its worker processes together (None where /proc is missing))."""
   cfg = data.default_data_config(dataset)
   cfg.num_workers = num_workers
   cfg.num_threads = num_threads
@@ -90,14 +116,15 @@ def measure(dataset: str, batch_size: int, num_workers: int, num_threads: int, n
     startup = time.perf_counter() - start
     for _ in range(warmup_batches):  # worker processes that started later than the first one
       next(iterator)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, cpu_start, tree_start = time.perf_counter(), time.process_time(), _process_tree_cpu()
     for _ in range(num_batches):
       next(iterator)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    elapsed, cpu, tree_end = time.perf_counter() - start, time.process_time() - cpu_start, _process_tree_cpu()
   finally:
     iterator.close()
   clips = num_batches * batch_size
-  return startup, clips / elapsed, 1e6 * cpu / clips
+  tree = None if tree_start is None or tree_end is None else 1e6 * (tree_end - tree_start) / clips
+  return startup, clips / elapsed, 1e6 * cpu / clips, tree
 
 
 def _with(cfg, **fields):
@@ -132,14 +159,15 @@ def main() -> None:
   print(f'CPU: {common.cpu_model()} ({os.cpu_count()} cores); date: {date}; '
         f"source: {'TFDS ' + args.data_dir if args.data_dir else 'in-memory synthetic clips'}\n")
   print('| dataset | batch | workers | threads | start-up s | clips/s | main-process CPU µs/clip | '
-        'fastest step fed (ms) | step time (ms) | clips/s needed | keeps up |')
-  print('|---|---|---|---|---|---|---|---|---|---|---|')
+        'all-process CPU µs/clip | fastest step fed (ms) | step time (ms) | clips/s needed | keeps up |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|---|')
   for dataset in args.datasets.split(','):
     batch = args.batch_size or ORIGINAL_BATCH[dataset]
     num_batches = max(1, args.clips // batch)
     for workers in (int(w) for w in args.workers.split(',')):
-      startup, clips_per_s, cpu_us = measure(dataset, batch, workers, args.threads, num_batches,
-                                             args.data_dir or None, args.warmup_clips // batch)
+      startup, clips_per_s, cpu_us, tree_us = measure(dataset, batch, workers, args.threads, num_batches,
+                                                      args.data_dir or None, args.warmup_clips // batch)
+      tree = '–' if tree_us is None else f'{tree_us:.0f}'
       fastest_step = 1000 * batch / clips_per_s
       if dataset in step_times:
         needed = 1000 * batch / step_times[dataset]
@@ -150,7 +178,7 @@ def main() -> None:
           _with(data.default_data_config(dataset), num_workers=workers, num_threads=args.threads),
           batch_size=batch)
       print(f'| {dataset} | {batch} | {resolved_workers} | {resolved_threads} | {startup:.1f} | '
-            f'{clips_per_s:.0f} | {cpu_us:.0f} | {fastest_step:.1f} | {extra} |', flush=True)
+            f'{clips_per_s:.0f} | {cpu_us:.0f} | {tree} | {fastest_step:.1f} | {extra} |', flush=True)
 
 
 if __name__ == '__main__':
