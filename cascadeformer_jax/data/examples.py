@@ -289,6 +289,8 @@ def process_examples(raws: Sequence[Mapping[str, Any]], settings: Mapping[str, A
   """
   wheres = [_Where(raw, where) for raw, where in zip(raws, wheres)]
   labels = _labels(raws, settings['num_classes'], wheres)
+  if keys is None and train and settings['augment'] and settings['layout'] != 'penn':
+    raise ValueError('training-mode processing with augmentation needs a random-stream key per example')
   streams = None if keys is None else random_streams.ExampleStreams(keys)
   clips, lengths, counts = _PROCESSORS[settings['layout']](raws, settings, streams, train, wheres)
   mode = settings['representation']

@@ -1,8 +1,10 @@
-"""Pure numpy transforms of single skeleton clips, as the original CascadeFormer loaders applied them.
+"""Pure numpy transforms of skeleton clips, as the original CascadeFormer loaders applied them.
 
 Every function takes and returns numpy arrays. Random augmentation parameters are computed for a whole batch at
 once from uniform draws of the examples' own random streams (`random_streams.ExampleStreams`, keyed by seed,
-epoch and example index); the functions that apply them are deterministic.
+epoch and example index); the functions that apply them are deterministic. `examples.py` applies the transforms
+to whole batches; the single-clip forms here (`ntu_valid_length`, `ntu_crop_resize`, `rotate_points`,
+`nucla_centre`, `axis_range`, ...) state them one clip at a time, and the tests hold the batched code to them.
 Formulas and their sources are in `docs/datasets.md` (Penn Action preprocessing, N-UCLA preprocessing, NTU feeder
 transforms); quirk numbers (Q5, Q11) refer to `docs/original_code.md`.
 
@@ -12,7 +14,6 @@ Shape letters: T frames, M actor slots (2), J joints, C coordinates.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
