@@ -66,9 +66,10 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
       and count them in the batch's `nonfinite_count`).
     num_workers: grain `mp_prefetch` worker processes (0 = none; −1 = chosen from the host's CPU count, see
       `input_parallelism`).
-    worker_buffer_size: hand-offs (stacks of `handoff_batches` batches) buffered per worker process.
+    worker_buffer_size: hand-offs (of `handoff_batches` batches each) buffered per worker process.
     num_threads, prefetch_buffer_size: grain `ReadOptions` threads that prepare batches in the background
-      (0 = in the calling thread) and the number of batches they keep ready (−1 = automatic).
+      (0 = in the calling thread) and the number of hand-offs (of `handoff_batches` batches each) they keep
+      ready (−1 = automatic).
     device_prefetch: global training batches placed on the devices ahead of the step (0 = none).
 
   Dataset-specific sub-configs:
@@ -220,8 +221,9 @@ def model_input_shape(data_config: ml_collections.ConfigDict) -> tuple[int, int,
 # CPU per batch, as much as preprocessing a few clips itself).
 MIN_EXAMPLES_FOR_WORKERS = 2048
 MIN_BATCH_FOR_WORKERS = 16
-# Batches are handed from worker processes to the trainer in stacks of about this many clips: a hand-off has a
-# fixed cost (shared memory, pickling) of about a millisecond, which a batch of 4 clips cannot pay for.
+# Batches are handed from background threads and worker processes to the trainer about this many clips at a time:
+# a hand-off has a fixed cost (a thread queue's wake-up; a worker's shared memory and pickling) of up to about a
+# millisecond, which a batch of 4 clips cannot pay for.
 HANDOFF_CLIPS = 128
 
 
@@ -237,19 +239,19 @@ def stackable_batches(data_config: ml_collections.ConfigDict) -> bool:
   return data_config.layout != 'penn' or data_config.penn.padding == 'fixed'
 
 
-def handoff_batches(data_config: ml_collections.ConfigDict, batch_size: int) -> int:
-  """Batches a worker process hands over at once: ⌊HANDOFF_CLIPS / batch⌋ when batches stack, else 1."""
-  return max(1, HANDOFF_CLIPS // max(1, batch_size)) if stackable_batches(data_config) else 1
+def handoff_batches(batch_size: int) -> int:
+  """Batches a background thread or worker process hands over at once: ⌊HANDOFF_CLIPS / batch⌋, at least 1."""
+  return max(1, HANDOFF_CLIPS // max(1, batch_size))
 
 
 def input_parallelism(data_config: ml_collections.ConfigDict, num_workers: int | None = None,
                       num_examples: int | None = None, batch_size: int | None = None) -> tuple[int, int, int]:
-  """(worker processes, background threads, batches kept ready) of the input pipeline; −1 fields resolved.
+  """(worker processes, background threads, hand-offs kept ready) of the input pipeline; −1 fields resolved.
 
   Automatic choices scale with the host: one background thread prepares batches while the caller runs the
   step, and passes of at least `MIN_EXAMPLES_FOR_WORKERS` examples add one worker process per available core
   (`available_cores`, at most 8),
-  which hand their batches over in stacks (`handoff_batches`). A worker process costs seconds to start, which
+  which hand batches over in stacks (`handoff_batches`). A worker process costs seconds to start, which
   short passes do not repay; batches of varying shape (Penn Action's per-batch padding) cannot be stacked, and
   one hand-off per small batch costs about as much as preparing it, so those keep workers only for local
   batches of at least `MIN_BATCH_FOR_WORKERS` clips (`benchmarks/README.md`, input pipeline).

@@ -11,10 +11,10 @@ augmentation draws come from its own counter-based stream keyed by (seed, epoch,
 the original's frozen N-UCLA augmentation (`random_streams`).
 
 Each batch is made by one call (`BatchLoader`) that reads its stored examples and preprocesses them together,
-vectorised over the batch. By default one background thread keeps two batches ready, and long passes add
-worker processes, which hand batches over in stacks (`BatchStack`; `data.config.input_parallelism`). Label
-and clip-length scans (hold-out, labelled subset, Penn padding) happen once per source. An evaluation iterator
-is reused across evaluations with `reset()`.
+vectorised over the batch. By default one background thread prepares batches, long passes add worker
+processes (`data.config.input_parallelism`), and both hand batches over about 128 clips at a time
+(`BatchStack`). Label and clip-length scans (hold-out, labelled subset, Penn padding) happen once per source.
+An evaluation iterator is reused across evaluations with `reset()`.
 
 Batches (process-local, B = local batch size):
   skeleton: float32 (B, T, J, C) — model input (Penn: zero-padded to the longest clip of the global batch).
@@ -214,42 +214,50 @@ class BatchLoader:
 
 
 class BatchStack:
-  """Stack position c → batches c·k … c·k + k − 1 of `loader`, stacked along a new leading axis (picklable).
+  """Hand-off position c → batches c·k … c·k + k − 1 of `loader` (picklable).
 
-  Worker processes hand over one stack instead of k batches: the fixed cost of a hand-off is then paid once.
+  Threads and worker processes hand over k batches at once, so that the fixed cost of a hand-off (a thread
+  queue's wake-up, or a worker's shared memory and pickling: about as much as preparing a batch of 4 clips) is
+  paid once per k. With `stack`, the batches are stacked along a new leading axis (a worker then passes one
+  array per field); otherwise (batches of varying shape) they are handed over as a list.
   """
 
-  def __init__(self, loader: BatchLoader, batches: int):
+  def __init__(self, loader: BatchLoader, batches: int, stack: bool):
     self.loader = loader
     self.batches = batches
+    self.stack = stack
 
-  def __call__(self, position: int) -> dict[str, np.ndarray]:
+  def __call__(self, position: int) -> dict[str, np.ndarray] | list[dict[str, np.ndarray]]:
     parts = [self.loader(int(position) * self.batches + k) for k in range(self.batches)]
+    if not self.stack:
+      return parts
     return {key: np.stack([part[key] for part in parts]) for key in parts[0]}
 
 
 class _Unstacked(Iterator[dict[str, np.ndarray]]):
-  """Batches of a stream of `BatchStack` stacks, starting `skip` batches into the first."""
+  """Batches of a stream of `BatchStack` hand-offs, starting `skip` batches into the first."""
 
-  def __init__(self, stacks: Iterator[dict[str, np.ndarray]], skip: int):
-    self._stacks = stacks
+  def __init__(self, handoffs: Iterator[Any], skip: int):
+    self._handoffs = handoffs
     self._skip = skip
-    self._current: dict[str, np.ndarray] = {}
-    self._next = self._size = 0
+    self._batches: list[dict[str, np.ndarray]] = []
+    self._next = 0
 
   def __next__(self) -> dict[str, np.ndarray]:
-    if self._next >= self._size:
-      # One copy out of the worker's shared memory per stack; the batches are views of it.
-      self._current = {key: np.array(value) for key, value in next(self._stacks).items()}
-      self._size = len(next(iter(self._current.values())))
-      self._next, self._skip = self._skip, 0
-    batch = {key: value[self._next] for key, value in self._current.items()}
+    if self._next >= len(self._batches):
+      handoff = next(self._handoffs)
+      if isinstance(handoff, Mapping):
+        # One copy out of a worker's shared memory per field; the batches are views of it.
+        fields = {key: np.array(value) for key, value in handoff.items()}
+        handoff = [{key: value[k] for key, value in fields.items()} for k in range(len(fields['label']))]
+      self._batches, self._next, self._skip = handoff, self._skip, 0
+    batch = self._batches[self._next]
     self._next += 1
     return batch
 
   def close(self) -> None:
-    if hasattr(self._stacks, 'close'):
-      self._stacks.close()
+    if hasattr(self._handoffs, 'close'):
+      self._handoffs.close()
 
 
 # --- Iterator --------------------------------------------------------------------------------------
@@ -545,20 +553,21 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
   total = None if train else plan.num_batches
   read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
 
-  stack = config_lib.handoff_batches(data_config, local_batch) if num_workers > 0 else 1
+  handoff = config_lib.handoff_batches(local_batch)
 
   def build(start_batch: int) -> Iterator[dict[str, np.ndarray]]:
     # Evaluation streams are endless too (the loader cycles): a finished pass runs on into the next,
     # identical one, so `reset()` reuses the running threads and worker processes.
-    if num_workers == 0:
+    if num_workers == 0 and num_threads == 0:
       return iter(grain.MapDataset.range(start_batch, _INFINITE_STOP).map(loader).to_iter_dataset(read_options))
-    _ensure_absl_flags_parsed()
-    dataset = (grain.MapDataset.range(start_batch // stack, _INFINITE_STOP // stack)
-               .map(BatchStack(loader, stack))
-               .to_iter_dataset(read_options)
-               .mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
-                                                         per_worker_buffer_size=data_config.worker_buffer_size)))
-    return _Unstacked(iter(dataset), start_batch % stack)
+    dataset = (grain.MapDataset.range(start_batch // handoff, _INFINITE_STOP // handoff)
+               .map(BatchStack(loader, handoff, stack=num_workers > 0 and config_lib.stackable_batches(data_config)))
+               .to_iter_dataset(read_options))
+    if num_workers > 0:
+      _ensure_absl_flags_parsed()
+      dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
+          num_workers=num_workers, per_worker_buffer_size=data_config.worker_buffer_size))
+    return _Unstacked(iter(dataset), start_batch % handoff)
 
   identity = {'dataset': data_config.name, 'split': split, 'train': train, 'seed': seed,
               'global_batch_size': global_batch_size, 'process_index': process_index,

@@ -395,9 +395,10 @@ def test_bad_example_in_pipeline_names_it():
   source[5] = dict(source[5], skeleton=np.full((10, 2, 25, 3), np.nan, np.float32))
   iterator = data.make_eval_iterator(data.default_data_config('ntu60_xsub'), 4, source=source,
                                      process_index=0, process_count=1)
-  next(iterator)
+  # Raised by the batch that holds it at the latest (batches are handed over about 128 clips at a time).
   with pytest.raises(data.BadExampleError, match=r"ntu60_xsub/test example 5 \('S001C001P001R001A005'"):
-    next(iterator)
+    for _ in range(2):
+      next(iterator)
 
 
 def test_nonfinite_values_counted_in_batch():
@@ -508,8 +509,7 @@ def test_automatic_parallelism_scales_with_the_host(monkeypatch):
     # Penn batches are padded per batch and cannot be stacked: small ones are not worth a hand-off each.
     assert data.config.input_parallelism(penn, num_examples=40_000, batch_size=4) == (0, 1, 2)
     assert data.config.input_parallelism(penn, num_examples=40_000, batch_size=16) == (workers, 1, 2)
-  assert data.config.handoff_batches(cfg, 4) == 32 and data.config.handoff_batches(cfg, 256) == 1
-  assert data.config.handoff_batches(penn, 4) == 1
+  assert data.config.handoff_batches(4) == 32 and data.config.handoff_batches(256) == 1
   assert data.config.available_cores() >= 1
   assert data.config.input_parallelism(_config('ntu60_xsub', num_workers=3, num_threads=0)) == (3, 0, 0)
   assert data.config.input_parallelism(cfg, num_workers=0)[0] == 0
