@@ -218,8 +218,8 @@ class BatchStack:
 
   Threads and worker processes hand over k batches at once, so that the fixed cost of a hand-off (a thread
   queue's wake-up, or a worker's shared memory and pickling: about as much as preparing a batch of 4 clips) is
-  paid once per k. With `stack`, the batches are stacked along a new leading axis (a worker then passes one
-  array per field); otherwise (batches of varying shape) they are handed over as a list.
+  paid once per k. With `stack` (worker processes), the batches are stacked along a new leading axis, so that a
+  worker passes one array per field; a thread hands over the list.
   """
 
   def __init__(self, loader: BatchLoader, batches: int, stack: bool):
@@ -553,7 +553,10 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
   total = None if train else plan.num_batches
   read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
 
-  handoff = config_lib.handoff_batches(local_batch)
+  stack = config_lib.stackable_batches(data_config)
+  # Batches of varying shape go to worker processes one by one: a list of batches would be handed over as one
+  # shared-memory block per array, which buys nothing and leaves more blocks in flight when the iterator closes.
+  handoff = config_lib.handoff_batches(local_batch) if num_workers == 0 or stack else 1
 
   def build(start_batch: int) -> Iterator[dict[str, np.ndarray]]:
     # Evaluation streams are endless too (the loader cycles): a finished pass runs on into the next,
@@ -561,7 +564,7 @@ def _make_iterator(data_config, global_batch_size, *, split, train, source, proc
     if num_workers == 0 and num_threads == 0:
       return iter(grain.MapDataset.range(start_batch, _INFINITE_STOP).map(loader).to_iter_dataset(read_options))
     dataset = (grain.MapDataset.range(start_batch // handoff, _INFINITE_STOP // handoff)
-               .map(BatchStack(loader, handoff, stack=num_workers > 0 and config_lib.stackable_batches(data_config)))
+               .map(BatchStack(loader, handoff, stack=num_workers > 0))
                .to_iter_dataset(read_options))
     if num_workers > 0:
       _ensure_absl_flags_parsed()
