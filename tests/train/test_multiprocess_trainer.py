@@ -33,12 +33,11 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start(data_dir, workdir, process_id: int | None = None, port: int = 0, *overrides,
-           cache_dir='off') -> subprocess.Popen:
+def _start(data_dir, workdir, process_id: int | None = None, port: int = 0, *overrides) -> subprocess.Popen:
   command = [sys.executable, '-m', 'cascadeformer_jax.main', '--config=configs/smoke.py:synthetic_actions,1.1',
              f'--config.data.data_dir={data_dir}', '--config.data.tfds_config=tiny', f'--config.workdir={workdir}',
              '--config.finetune.epochs=2', '--config.checkpoint.every_steps=4', '--config.tensorboard=False',
-             '--config.matmul_precision=highest', f'--config.compilation_cache_dir={cache_dir}', *overrides]
+             '--config.matmul_precision=highest', '--config.compilation_cache_dir=off', *overrides]
   if process_id is not None:
     command += [f'--config.distributed.coordinator_address=127.0.0.1:{port}', '--config.distributed.num_processes=2',
                 f'--config.distributed.process_id={process_id}']
@@ -48,10 +47,8 @@ def _start(data_dir, workdir, process_id: int | None = None, port: int = 0, *ove
 
 
 def _start_pair(data_dir, workdir) -> list[subprocess.Popen]:
-  # The pair's persistent compilation cache is its own (written by process 0): the rerun loads the steps that the
-  # killed run compiled, as a resumed job does.
   port = _free_port()
-  return [_start(data_dir, workdir, i, port, cache_dir=workdir.parent / 'pair_cache') for i in range(2)]
+  return [_start(data_dir, workdir, i, port) for i in range(2)]
 
 
 def _finish(processes: list[subprocess.Popen], timeout: float = 300) -> list[str]:
