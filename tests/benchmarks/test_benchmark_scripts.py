@@ -9,13 +9,26 @@ import pytest
 from benchmarks import common
 from benchmarks import inference
 from benchmarks import train_step
+from cascadeformer_jax import runtime
 from cascadeformer_jax.models import layers
 
 TINY = ['--configs=n_ucla', '--d_model=16', '--num_heads=2', '--num_layers=1', '--ffn_dim=32', '--frames=4',
         '--warmup=1', '--blocks=2']
 
 
-def test_train_step_prints_a_table_and_writes_json(tmp_path, capsys):
+@pytest.fixture(name='compilation_cache')
+def compilation_cache_fixture():
+  """The trainer's persistent compilation cache (the default folder): a rerun loads these steps, compiled once."""
+  names = ('jax_compilation_cache_dir', 'jax_persistent_cache_min_compile_time_secs',
+           'jax_persistent_cache_min_entry_size_bytes')
+  saved = {name: getattr(jax.config, name) for name in names}
+  runtime.setup_compilation_cache()
+  yield
+  for name, value in saved.items():
+    jax.config.update(name, value)
+
+
+def test_train_step_prints_a_table_and_writes_json(tmp_path, capsys, fast_compile, compilation_cache):
   pytest.importorskip('torch', reason='the PyTorch baseline is optional (pip install torch==2.13.0)')
   output = tmp_path / 'train_step.json'
   payload = train_step.main(TINY + ['--batch_size=2', '--steps_per_block=1', '--jax=default,flax_dropout',
@@ -41,7 +54,7 @@ def test_train_step_prints_a_table_and_writes_json(tmp_path, capsys):
   assert written['machine']['cpu_count'] >= 1 and 'load_average_1min' in written['machine']
 
 
-def test_train_step_without_torch_with_another_prng_and_xla_options(capsys):
+def test_train_step_without_torch_with_another_prng_and_xla_options(capsys, fast_compile, compilation_cache):
   payload = train_step.main(TINY + ['--steps=finetune', '--batch_size=2', '--steps_per_block=1', '--no_torch',
                                     '--jax=unsafe_rbg', '--xla_options=xla_cpu_enable_fast_min_max=false',
                                     '--matmul_precision=tensorfloat32', '--steps_per_sync=2'])
@@ -53,7 +66,7 @@ def test_train_step_without_torch_with_another_prng_and_xla_options(capsys):
   assert '| n_ucla | finetune | 2 | jax unsafe_rbg |' in capsys.readouterr().out
 
 
-def test_inference_reports_latency_and_throughput(tmp_path, capsys):
+def test_inference_reports_latency_and_throughput(tmp_path, capsys, fast_compile, compilation_cache):
   pytest.importorskip('torch', reason='the PyTorch baseline is optional (pip install torch==2.13.0)')
   output = tmp_path / 'inference.json'
   inference.main(TINY + ['--batch_sizes=1,3', '--calls_per_block=2',
@@ -123,7 +136,7 @@ def test_fast_random_bits_are_jax_random_bits(impl, shape):
     np.testing.assert_array_equal(layers.bernoulli(key, p, shape), jax.random.bernoulli(key, p, shape))
 
 
-def test_package_dropout_draws_the_same_masks_as_flax_dropout():
+def test_package_dropout_draws_the_same_masks_as_flax_dropout(fast_compile, compilation_cache):
   """The optimised dropout (default) against flax.linen.Dropout (the 'flax_dropout' implementation)."""
   from cascadeformer_jax.models import CascadeClassifier  # pylint: disable=g-import-not-at-top
   from cascadeformer_jax.models.presets import published_model_config  # pylint: disable=g-import-not-at-top
@@ -132,7 +145,7 @@ def test_package_dropout_draws_the_same_masks_as_flax_dropout():
       d_model=16, num_heads=2, cross_attn_heads=2, num_layers=1, ffn_dim=32)
   clips = np.random.default_rng(0).standard_normal((2, 5, 25, 3)).astype(np.float32)
   model = CascadeClassifier(config)
-  params = model.init(jax.random.key(0), clips)['params']
+  params = jax.jit(model.init)(jax.random.key(0), clips)['params']  # jitted: one compilation, not one per op
 
   def loss_and_grads():
     return jax.jit(jax.value_and_grad(lambda p: model.apply(
@@ -141,7 +154,7 @@ def test_package_dropout_draws_the_same_masks_as_flax_dropout():
   fast = loss_and_grads()
   with train_step.flax_dropout():
     reference = loss_and_grads()
-  deterministic = model.apply({'params': params}, clips).sum()
+  deterministic = jax.jit(model.apply)({'params': params}, clips).sum()
   assert abs(float(fast[0]) - float(deterministic)) > 1e-3  # dropout is active
   np.testing.assert_allclose(fast[0], reference[0], rtol=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), fast[1], reference[1])

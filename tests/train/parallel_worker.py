@@ -12,6 +12,7 @@ import numpy as np
 from cascadeformer_jax import configuration
 from cascadeformer_jax import partitioning
 from cascadeformer_jax import prefetch
+from cascadeformer_jax import runtime
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models import ModelConfig
@@ -48,6 +49,7 @@ def run_stage(module, make_step, stage, mesh, local_batch):
 
 
 def main(argv):
+  runtime.setup_compilation_cache()  # as the trainer does: a rerun of the test loads the compiled steps
   if len(argv) > 2:
     partitioning.maybe_initialize_distributed(argv[2], int(argv[3]), int(argv[4]))
   mesh = partitioning.make_mesh()

@@ -23,11 +23,12 @@ from tests.train.test_end_to_end import smoke_config
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _command(data_dir, workdir, *overrides):
+def _command(data_dir, workdir):
+  # Fine-tuning runs 60 steps (4 epochs of 15): the kill lands after the checkpoint of step 10 with seconds to spare.
   return [sys.executable, '-m', 'cascadeformer_jax.main', '--config=configs/smoke.py:synthetic_actions,1.1',
           f'--config.data.data_dir={data_dir}', '--config.data.tfds_config=tiny', f'--config.workdir={workdir}',
-          '--config.pretrain.epochs=2', '--config.finetune.epochs=12', '--config.checkpoint.every_steps=5',
-          '--config.tensorboard=False', *overrides]
+          '--config.pretrain.epochs=2', '--config.finetune.epochs=4', '--config.checkpoint.every_steps=5',
+          '--config.tensorboard=False']
 
 
 def _env():
@@ -44,10 +45,9 @@ def _latest_checkpoint(directory: pathlib.Path) -> int:
 
 
 def test_kill_and_rerun_resumes_to_the_uninterrupted_result(fixture_data_dir, tmp_path):
-  reference = subprocess.run(_command(fixture_data_dir, tmp_path / 'reference'), cwd=REPO_ROOT, env=_env(),
-                             capture_output=True, text=True, timeout=600)
-  assert reference.returncode == 0, reference.stderr[-3000:]
-
+  # The uninterrupted reference runs alongside the run to be killed.
+  reference = subprocess.Popen(_command(fixture_data_dir, tmp_path / 'reference'), cwd=REPO_ROOT, env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   workdir = tmp_path / 'interrupted'
   process = subprocess.Popen(_command(fixture_data_dir, workdir), cwd=REPO_ROOT, env=_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -57,6 +57,11 @@ def test_kill_and_rerun_resumes_to_the_uninterrupted_result(fixture_data_dir, tm
     time.sleep(0.02)
   process.send_signal(signal.SIGKILL)
   process.communicate()
+  try:
+    _, reference_stderr = reference.communicate(timeout=600)
+  finally:
+    reference.kill()
+  assert reference.returncode == 0, reference_stderr[-3000:]
   assert process.returncode == -signal.SIGKILL, 'the run ended before it could be interrupted'
   assert not (workdir / 'finetune' / 'final').exists()
   killed_at = _latest_checkpoint(checkpoints)
