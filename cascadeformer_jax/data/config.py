@@ -217,8 +217,8 @@ def model_input_shape(data_config: ml_collections.ConfigDict) -> tuple[int, int,
 
 
 # Automatic worker processes only pay off for passes of at least this many examples (start-up: seconds each)
-# and for local batches of at least this many clips (the hand-off costs the main process about a millisecond of
-# CPU per batch, as much as preprocessing a few clips itself).
+# and, where batches cannot be stacked, for local batches of at least this many clips (handing one batch over
+# costs the main process about a millisecond of CPU, as much as preprocessing a few clips itself).
 MIN_EXAMPLES_FOR_WORKERS = 2048
 MIN_BATCH_FOR_WORKERS = 16
 # Batches are handed from background threads and worker processes to the trainer about this many clips at a time:
@@ -250,11 +250,11 @@ def input_parallelism(data_config: ml_collections.ConfigDict, num_workers: int |
 
   Automatic choices scale with the host: one background thread prepares batches while the caller runs the
   step, and passes of at least `MIN_EXAMPLES_FOR_WORKERS` examples add one worker process per available core
-  (`available_cores`, at most 8),
-  which hand batches over in stacks (`handoff_batches`). A worker process costs seconds to start, which
-  short passes do not repay; batches of varying shape (Penn Action's per-batch padding) cannot be stacked, and
-  one hand-off per small batch costs about as much as preparing it, so those keep workers only for local
-  batches of at least `MIN_BATCH_FOR_WORKERS` clips (`benchmarks/README.md`, input pipeline).
+  (`available_cores`, at most 8); both hand batches over `handoff_batches` at a time. A worker process costs
+  seconds to start, which short passes do not repay. Batches of varying shape (Penn Action's per-batch padding)
+  cannot be stacked and go to worker processes one by one, a hand-off that costs about as much as preparing a
+  small batch, so those keep workers only for local batches of at least `MIN_BATCH_FOR_WORKERS` clips
+  (`benchmarks/README.md`, input pipeline).
 
   Args:
     data_config: the data settings.
