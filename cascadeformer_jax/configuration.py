@@ -1,5 +1,6 @@
 """Experiment configs: loading config files and building the model part of them."""
 
+import copy
 import importlib.util
 import logging
 import os
@@ -111,6 +112,18 @@ def published_experiment_config(dataset: str, variant: str) -> ml_collections.Co
   config = experiment_config(dataset, presets.published_model_config(dataset, variant), data_variant=variant)
   config.variant = variant
   config.published_accuracy = presets.PUBLISHED_ACCURACY[(dataset, variant)]
+  return config
+
+
+def ntu120_experiment_config(recipe: ml_collections.ConfigDict, dataset: str,
+                             variant: str) -> ml_collections.ConfigDict:
+  """An NTU120 experiment that takes its training recipe (the pretrain, finetune and eval sections) from `recipe`,
+  the config of the NTU60 benchmark `presets.NTU120_RECIPE_SOURCES[dataset]`, with the NTU120 data and that
+  benchmark's architecture with 120 classes."""
+  config = experiment_config(dataset, presets.ntu120_model_config(dataset, variant), data_variant=variant)
+  config.variant = variant
+  for section in ('pretrain', 'finetune', 'eval'):
+    config[section] = copy.deepcopy(recipe[section])
   return config
 
 

@@ -15,23 +15,12 @@ Train (pretraining, fine-tuning, test evaluation; a GPU is needed for the full r
   python -m cascadeformer_jax.main --config=configs/ntu120_xset_v1_2.py --config.data.data_dir=<tfds dir>
 """
 
+import pathlib
+
 from cascadeformer_jax import configuration
-from cascadeformer_jax.models import presets
 
 
 def get_config():
-  config = configuration.experiment_config('ntu120_xset', presets.ntu120_model_config('ntu120_xset', '1.2'),
-                                           data_variant='1.2')
-  config.variant = '1.2'
-  # The ntu60_xview 1.2 recipe (docs/original_code.md): batch 64; training clips are cropped to a random 50-100 %
-  # window, resized to 64 frames and rotated by up to ±0.3 rad; the actor with the largest sum of |coordinates| is
-  # kept.
-  config.pretrain.update(epochs=100, batch_size=64, optimizer='adam', lr=1e-4, schedule='warmup_cosine',
-                         schedule_unit='step', warmup_fraction=0.05)
-  # Fine-tuning lr 3e-5 as for ntu60_xview 1.2 (its driver's value, quirk Q12); cosine annealing per epoch to 1e-6.
-  config.finetune.update(epochs=100, batch_size=64, optimizer='adamw', lr=3e-5, weight_decay=1e-2,
-                         schedule='cosine', schedule_unit='epoch', min_lr=1e-6, label_smoothing=0.05)
-  config.eval.batch_size = 64
-  # Model selection on a hold-out of the training split instead of the last epoch:
-  # config.data.holdout_fraction = 0.05; config.finetune.select_best = 'holdout'
-  return config
+  # The ntu60_xview 1.2 recipe (`ntu60_xview_v1_2.py` next to this file; docs/original_code.md).
+  recipe = configuration.load_config_file(pathlib.Path(__file__).with_name('ntu60_xview_v1_2.py'))
+  return configuration.ntu120_experiment_config(recipe, 'ntu120_xset', '1.2')
