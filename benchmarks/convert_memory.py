@@ -23,7 +23,7 @@ _CONVERT = """
 import json, resource, sys, time
 sys.modules['torch'] = None  # Conversion must not need PyTorch.
 started = time.time()
-from cascadeformer_jax.convert import convert_folder
+from cascadeformer_jax.checkpoints.convert import convert_folder
 imported = time.time()
 convert_folder(sys.argv[1], sys.argv[2])
 done = time.time()

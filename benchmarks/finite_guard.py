@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from benchmarks import common
-from cascadeformer_jax.configuration import stage_config
+from cascadeformer_jax.config.configuration import stage_config
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.train import optim

@@ -233,7 +233,7 @@ def golden_parity(args: argparse.Namespace) -> list[dict[str, Any]]:
   golden = _golden_dir(args)
   if golden is None:
     return [{'part': 'parity', 'available': False, 'reason': 'golden files not found (--golden_dir)'}]
-  from cascadeformer_jax.convert import read_published_folder  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.checkpoints.convert import read_published_folder  # pylint: disable=g-import-not-at-top
   from cascadeformer_jax.models import CascadeClassifier  # pylint: disable=g-import-not-at-top
   from tests import golden_cases  # pylint: disable=g-import-not-at-top
 

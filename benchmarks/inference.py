@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models.presets import published_model_config
 

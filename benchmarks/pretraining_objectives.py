@@ -30,10 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax import data as data_lib
-from cascadeformer_jax import experiment
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.experiment import runner as experiment
+from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.models.pretraining import OBJECTIVES
 from cascadeformer_jax.models.pretraining import pretraining_module

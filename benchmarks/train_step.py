@@ -48,8 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from cascadeformer_jax import partitioning
-from cascadeformer_jax.configuration import stage_config
+from cascadeformer_jax.run import partitioning
+from cascadeformer_jax.config.configuration import stage_config
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import cascadeformer as cascadeformer_lib
 from cascadeformer_jax.models import layers as layers_lib

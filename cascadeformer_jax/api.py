@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax import configuration
-from cascadeformer_jax import model_sources
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.config import configuration
+from cascadeformer_jax.checkpoints import model_sources
+from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.evaluate.forward import ClassifierForward
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.models.pretraining import pretraining_module
@@ -106,7 +106,7 @@ def load_classifier(source: str | os.PathLike, config: Any = None, **overrides) 
   ``hf:<folder>``.
 
   Args:
-    source: where the model is (see cascadeformer_jax/model_sources.py).
+    source: where the model is (see cascadeformer_jax/checkpoints/model_sources.py).
     config: architecture (ModelConfig, experiment config, or config file path); None = the stored one, or the
       published model whose sizes match the weights.
     **overrides: runtime ModelConfig fields, e.g. ``cross_attn_heads=4`` for the original Penn/N-UCLA

@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from cascadeformer_jax import cli
+from cascadeformer_jax.run import cli
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.mark_flags_as_required(['config'])
@@ -24,9 +24,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   # Imported here so that --help and flag errors stay fast.
-  from cascadeformer_jax import configuration  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax import experiment  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax import partitioning  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.config import configuration  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.experiment import runner as experiment  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.run import partitioning  # pylint: disable=g-import-not-at-top
 
   configuration.quiet_logs()
   config = _CONFIG.value

@@ -31,7 +31,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from cascadeformer_jax import cli
+from cascadeformer_jax.run import cli
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (model and dataset).')
 _INIT_FROM = flags.DEFINE_string('init_from', None, 'Model directory, training work directory or hf:<folder>.')
@@ -64,8 +64,8 @@ def _parse_json_or_name(flag: str, value: str | None):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from cascadeformer_jax import configuration  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax import runtime  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.config import configuration  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.run import runtime  # pylint: disable=g-import-not-at-top
   from cascadeformer_jax.evaluate import inference  # pylint: disable=g-import-not-at-top
 
   configuration.quiet_logs()

@@ -16,7 +16,7 @@ model.d_model / num_layers / ffn_dim and the epochs; `--config.mode=eval|probe` 
 work on the same folder.
 """
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.models import ModelConfig
 

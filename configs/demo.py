@@ -15,7 +15,7 @@ dataset the paper's masking of 30 % of the (frame, joint) slots is solved by int
 frames and gave a worse start for fine-tuning than no pretraining at all (see the README).
 """
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax.models import ModelConfig
 
 

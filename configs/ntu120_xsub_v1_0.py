@@ -17,7 +17,7 @@ Train (pretraining, fine-tuning, test evaluation; a GPU is needed for the full r
 
 import pathlib
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 
 
 def get_config():

@@ -19,7 +19,7 @@ CascadeFormer_1.0_best_checkpoints/BEST_NTU_CS_1_0), or convert them into a mode
       --config=configs/ntu60_xsub_v1_0.py --output_dir=converted/ntu60_xsub_v1_0
 """
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 
 
 def get_config():

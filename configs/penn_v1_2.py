@@ -19,7 +19,7 @@ CascadeFormer_1.2_best_checkpoints/BEST_PENN_ACTION_1_2), or convert them into a
       --config=configs/penn_v1_2.py --output_dir=converted/penn_v1_2
 """
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 
 
 def get_config():

@@ -7,7 +7,7 @@ ntu60_xsub, ntu60_xview, ntu120_xsub, ntu120_xset, synthetic_actions. Accuracy i
 everything runs.
 """
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.models import ModelConfig
 

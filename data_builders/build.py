@@ -18,8 +18,8 @@ import time
 from etils import epath
 import tensorflow_datasets as tfds
 
-from cascadeformer_jax import cli
-from cascadeformer_jax import io_checks
+from cascadeformer_jax.run import cli
+from cascadeformer_jax.run import io_checks
 import data_builders
 from data_builders import _common
 

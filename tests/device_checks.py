@@ -15,11 +15,11 @@ import jax
 import numpy as np
 import optax
 
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax import prefetch
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.train import prefetch
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.train import checkpointing
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.train import steps
 
 MODEL = ModelConfig(variant='1.0', layout='ntu', num_joints=5, coords=3, d_model=8, num_heads=2, num_layers=1,

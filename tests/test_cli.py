@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from cascadeformer_jax import cli
+from cascadeformer_jax.run import cli
 from tests import failure_injection
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -11,10 +11,10 @@ import jax
 import numpy as np
 import pytest
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax import ensemble as ensemble_cli
-from cascadeformer_jax import experiment
+from cascadeformer_jax.experiment import runner as experiment
 from cascadeformer_jax.data import layouts
 from cascadeformer_jax.evaluate import ensemble
 from cascadeformer_jax.models import presets

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cascadeformer_jax import io_checks
+from cascadeformer_jax.run import io_checks
 from tests import failure_injection
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -19,7 +19,7 @@ ASYNC_SAVES = """
 import sys, time
 import jax, numpy as np
 import orbax.checkpoint as ocp
-from cascadeformer_jax import io_checks
+from cascadeformer_jax.run import io_checks
 directory = sys.argv[1]
 manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(max_to_keep=3, create=True))
 watch = io_checks.AsyncSaveWatch(manager, directory)
@@ -63,7 +63,7 @@ def test_check_writable(tmp_path):
   (tmp_path / 'file').write_text('x')
   with pytest.raises(io_checks.WriteError, match='is not a folder'):
     io_checks.check_writable(tmp_path / 'file' / 'sub', 'output folder')
-  script = ('import sys\nfrom cascadeformer_jax import io_checks\n'
+  script = ('import sys\nfrom cascadeformer_jax.run import io_checks\n'
             'try:\n  io_checks.check_writable(sys.argv[1] + "/out", "output folder")\n'
             'except io_checks.WriteError as e:\n  print(e)')
   result = failure_injection.run_with_read_only_folder(

@@ -1,65 +1,80 @@
-"""The package's layers: no module imports from a layer above its own, and no two parts import each other.
+"""The layers of the package and of `data_builders`: no import goes up a layer, and no two parts import each other.
 
-A part is a subpackage (``models``, ``train``, ...) or a top-level module (``api``, ``workdir``, ...). Imports inside
-functions count as much as those at the top of a file.
+A part is a room of the package (a subpackage: ``run``, ``models``, ``train``, ...), one of the thin modules at its
+root (``api``, ``main``, ...), or the ``data_builders`` package as a whole. `data.layouts`, the joint table that both
+packages read, is a part of its own at the bottom. Imports inside functions count as much as those at the top of a
+file.
 """
 
 import ast
 import pathlib
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'cascadeformer_jax'
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PACKAGES = ('cascadeformer_jax', 'data_builders')
 
 # Bottom to top. A part may import parts of its own layer or of lower ones.
 LAYERS = (
+    ('run', 'data.layouts'),
+    ('data_builders',),
     ('models', 'data'),
-    ('partitioning', 'objectives', 'checkpoint_io', 'workdir', 'runtime', 'prefetch', 'recipe', 'workdir_lock',
-     'io_checks', 'interrupts'),
-    ('convert',),
-    ('model_sources',),
+    ('objectives', 'checkpoints'),
     ('evaluate',),
     ('train',),
-    ('configuration', 'config_checks', 'cli', 'experiment', 'api', 'main', 'predict', 'ensemble',
-     'convert.__main__', '__init__'),
+    ('config',),
+    ('experiment',),
+    ('api', 'main', 'predict', 'ensemble', 'convert', '__init__'),
 )
 LAYER_OF = {part: level for level, parts in enumerate(LAYERS) for part in parts}
+LEAF_MODULES = ('data.layouts',)
 
 
 def _part(module: str) -> str:
-  """'cascadeformer_jax.train.trainer' -> 'train'; the CLI of convert is a part of its own."""
-  names = module.split('.')[1:]
+  """'cascadeformer_jax.train.trainer' -> 'train'; every module of data_builders -> 'data_builders'."""
+  package, *names = module.split('.')
+  if package == 'data_builders':
+    return 'data_builders'
   if not names:
     return '__init__'
-  if names[:2] == ['convert', '__main__']:
-    return 'convert.__main__'
+  for leaf in LEAF_MODULES:
+    if '.'.join(names).startswith(leaf):
+      return leaf
   return names[0]
 
 
 def _module_name(path: pathlib.Path) -> str:
-  relative = path.relative_to(PACKAGE.parent).with_suffix('')
+  relative = path.relative_to(REPO).with_suffix('')
   parts = list(relative.parts)
   if parts[-1] == '__init__' and len(parts) > 1:
     parts = parts[:-1]
   return '.'.join(parts)
 
 
+def _ours(module: str) -> bool:
+  return module.split('.')[0] in PACKAGES
+
+
+def _is_module(name: str) -> bool:
+  path = REPO.joinpath(*name.split('.'))
+  return path.with_suffix('.py').is_file() or (path / '__init__.py').is_file()
+
+
 def _imports(path: pathlib.Path) -> set[str]:
-  """Package modules imported by a file (absolute imports only; the package uses no relative ones)."""
+  """Modules of the two packages imported by a file (absolute imports only; they use no relative ones)."""
   found = set()
   for node in ast.walk(ast.parse(path.read_text())):
     if isinstance(node, ast.Import):
-      found.update(alias.name for alias in node.names if alias.name.startswith('cascadeformer_jax'))
-    elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith('cascadeformer_jax'):
+      found.update(alias.name for alias in node.names if _ours(alias.name))
+    elif isinstance(node, ast.ImportFrom) and node.module and _ours(node.module):
       assert node.level == 0, f'{path}: relative import'
-      if node.module == 'cascadeformer_jax':  # `from cascadeformer_jax import train` imports the part `train`.
-        found.update(f'{node.module}.{alias.name}' for alias in node.names)
-      else:
-        found.add(node.module)
+      for alias in node.names:  # `from cascadeformer_jax.data import layouts` imports the module `layouts`.
+        submodule = f'{node.module}.{alias.name}'
+        found.add(submodule if _is_module(submodule) else node.module)
   return found
 
 
 def _edges() -> dict[str, set[str]]:
   edges: dict[str, set[str]] = {}
-  for path in sorted(PACKAGE.rglob('*.py')):
+  for path in sorted(p for package in PACKAGES for p in (REPO / package).rglob('*.py')):
     module = _module_name(path)
     for imported in _imports(path):
       edges.setdefault(module, set()).add(imported)

@@ -8,7 +8,7 @@ import sys
 import jax
 import pytest
 
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.run import partitioning
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from cascadeformer_jax import prefetch
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.train import prefetch
+from cascadeformer_jax.run import partitioning
 
 
 class _CountingIterator:

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from cascadeformer_jax import config_checks
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import config_checks
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax.models import presets
 from tests.convert import original_layout
 from tests.convert import pt_files

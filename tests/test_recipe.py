@@ -5,8 +5,8 @@ import pathlib
 
 import pytest
 
-from cascadeformer_jax import configuration
-from cascadeformer_jax import recipe
+from cascadeformer_jax.config import configuration
+from cascadeformer_jax.run import recipe
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 

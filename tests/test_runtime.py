@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cascadeformer_jax import runtime
+from cascadeformer_jax.run import runtime
 
 
 @pytest.fixture
@@ -96,8 +96,8 @@ def test_banner_and_gpu_warning(monkeypatch):
     ('profile_steps', '5', 'config.profile_steps='),
 ])
 def test_experiment_checks_run_settings_before_training(field, value, message):
-  from cascadeformer_jax import configuration  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax import experiment  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.config import configuration  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.experiment import runner as experiment  # pylint: disable=g-import-not-at-top
 
   config = configuration.load_config_file(pathlib.Path(__file__).parents[1] / 'configs' / 'smoke.py',
                                           'synthetic_actions,1.0')

@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from cascadeformer_jax import workdir_lock
+from cascadeformer_jax.run import workdir_lock
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 HOLDER = """
 import sys, time
-from cascadeformer_jax import workdir_lock
+from cascadeformer_jax.run import workdir_lock
 with workdir_lock.WorkdirLock(sys.argv[1]):
   print('locked', flush=True)
   time.sleep(60)

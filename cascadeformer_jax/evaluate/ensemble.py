@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from cascadeformer_jax import workdir as workdir_lib
+from cascadeformer_jax.run import workdir as workdir_lib
 from cascadeformer_jax.evaluate import metrics as metrics_lib
 
 FIELDS = ('logits', 'labels', 'sample_ids', 'split', 'dataset')

@@ -13,7 +13,7 @@ import numpy as np
 
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax import objectives
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.evaluate import metrics as metrics_lib
 from cascadeformer_jax.evaluate import predictions
 from cascadeformer_jax.evaluate import representation

@@ -10,7 +10,7 @@ import jax
 import ml_collections
 
 from cascadeformer_jax import data as data_lib
-from cascadeformer_jax import workdir as workdir_lib
+from cascadeformer_jax.run import workdir as workdir_lib
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.evaluate import ensemble
 from cascadeformer_jax.evaluate import protocols

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.models import batch_frame_mask
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig

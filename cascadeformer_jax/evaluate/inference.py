@@ -9,10 +9,10 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from cascadeformer_jax import checkpoint_io
+from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax import data as data_lib
-from cascadeformer_jax import model_sources
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.checkpoints import model_sources
+from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.data import examples
 from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import sources

@@ -7,7 +7,7 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.run import partitioning
 
 MODEL_INPUT_KEYS = ('skeleton', 'label', 'lengths')
 

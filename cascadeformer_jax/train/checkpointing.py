@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from cascadeformer_jax import io_checks
+from cascadeformer_jax.run import io_checks
 from cascadeformer_jax.models import ModelConfig
 
 

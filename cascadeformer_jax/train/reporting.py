@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import jax
 
-from cascadeformer_jax import io_checks
+from cascadeformer_jax.run import io_checks
 
 
 class MetricWriter:

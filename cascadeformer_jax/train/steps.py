@@ -1,7 +1,7 @@
 """Pure training and evaluation steps: ``step(state, batch, rng) -> (state, metrics)``.
 
 The state is a dict ``{'step', 'params', 'opt_state'}``. Steps are jitted over a device mesh by
-:mod:`cascadeformer_jax.partitioning`; they contain no collectives of their own (XLA inserts the
+:mod:`cascadeformer_jax.run.partitioning`; they contain no collectives of their own (XLA inserts the
 gradient reduction when the batch is sharded on the 'data' axis).
 """
 

@@ -14,15 +14,15 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from cascadeformer_jax import checkpoint_io
+from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax import data as data_lib
-from cascadeformer_jax import interrupts
+from cascadeformer_jax.run import interrupts
 from cascadeformer_jax import objectives
-from cascadeformer_jax import partitioning
-from cascadeformer_jax import prefetch
-from cascadeformer_jax import recipe as recipe_lib
-from cascadeformer_jax import runtime
-from cascadeformer_jax import workdir as workdir_lib
+from cascadeformer_jax.run import partitioning
+from cascadeformer_jax.train import prefetch
+from cascadeformer_jax.run import recipe as recipe_lib
+from cascadeformer_jax.run import runtime
+from cascadeformer_jax.run import workdir as workdir_lib
 from cascadeformer_jax.evaluate import predictions
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig

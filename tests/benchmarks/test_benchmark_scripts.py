@@ -9,7 +9,7 @@ import pytest
 from benchmarks import common
 from benchmarks import inference
 from benchmarks import train_step
-from cascadeformer_jax import runtime
+from cascadeformer_jax.run import runtime
 from cascadeformer_jax.models import layers
 
 TINY = ['--configs=n_ucla', '--d_model=16', '--num_heads=2', '--num_layers=1', '--ffn_dim=32', '--frames=4',

@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax.models import presets
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / 'configs'

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cascadeformer_jax.convert import read_published_folder
+from cascadeformer_jax.checkpoints.convert import read_published_folder
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.objectives import masking

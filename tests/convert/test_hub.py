@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cascadeformer_jax.convert import hub
+from cascadeformer_jax.checkpoints import hub
 from cascadeformer_jax.models import ModelConfig
 from tests.convert import original_layout
 from tests.convert import pt_files
@@ -22,7 +22,7 @@ FOLDER = 'CascadeFormer_1.0_best_checkpoints/BEST_N_UCLA_1_0'
 # Run in a fresh process: huggingface_hub reads $HF_ENDPOINT, $HF_HOME and $HF_HUB_OFFLINE when imported.
 SCRIPT = """
 import sys
-from cascadeformer_jax.convert import hub
+from cascadeformer_jax.checkpoints import hub
 for source in sys.argv[1:]:
   try:
     if source.startswith('convert:'):

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 import cascadeformer_jax as cfx
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax.convert import CheckpointError
-from cascadeformer_jax.convert import convert_folder
-from cascadeformer_jax.convert import load_state_dict
-from cascadeformer_jax.convert import read_published_folder
-from cascadeformer_jax.convert import published
-from cascadeformer_jax.convert import torch_layout
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.checkpoints.torch_pickle import CheckpointError
+from cascadeformer_jax.checkpoints.convert import convert_folder
+from cascadeformer_jax.checkpoints.torch_pickle import load_state_dict
+from cascadeformer_jax.checkpoints.convert import read_published_folder
+from cascadeformer_jax.checkpoints import published
+from cascadeformer_jax.checkpoints import torch_layout
 from cascadeformer_jax.models import presets
 from tests import golden_cases
 from tests.convert import original_layout

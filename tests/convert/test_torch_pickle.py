@@ -10,8 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from cascadeformer_jax.convert import CheckpointError
-from cascadeformer_jax.convert import load_state_dict
+from cascadeformer_jax.checkpoints.torch_pickle import CheckpointError
+from cascadeformer_jax.checkpoints.torch_pickle import load_state_dict
 from tests.convert import pt_files
 from tests import golden_cases
 
@@ -64,7 +64,7 @@ def test_conversion_never_imports_torch(golden_dir, tmp_path):
   script = f"""
 import pathlib, sys
 sys.modules['torch'] = None  # Any `import torch` now fails.
-from cascadeformer_jax.convert import convert_folder
+from cascadeformer_jax.checkpoints.convert import convert_folder
 from tests.golden_cases import load_case
 case = load_case(pathlib.Path({str(golden_dir)!r}), 'n_ucla_1_2')
 convert_folder(case.path, {str(tmp_path / 'out')!r}, case.config)

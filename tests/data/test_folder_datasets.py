@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.data import examples
 from cascadeformer_jax.data import pipeline

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import cascadeformer_jax as cfx
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax import configuration
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.config import configuration
+from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.evaluate import evaluators
 from cascadeformer_jax.evaluate import inference

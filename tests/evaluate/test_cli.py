@@ -38,7 +38,7 @@ def golden_dataset(golden_dir, tmp_path_factory):
   config_file = root / 'golden_config.py'
   config_file.write_text(
       'import json, pathlib\n'
-      'from cascadeformer_jax import configuration\n'
+      'from cascadeformer_jax.config import configuration\n'
       'from tests.golden_cases import model_config_from_meta\n'
       'def get_config():\n'
       f'  meta = json.loads(pathlib.Path({str(case.path / "meta.json")!r}).read_text())\n'

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.models.pretraining import model_config_for_objective
 from cascadeformer_jax.models.pretraining import OBJECTIVES

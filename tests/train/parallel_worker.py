@@ -9,10 +9,10 @@ import sys
 import jax
 import numpy as np
 
-from cascadeformer_jax import configuration
-from cascadeformer_jax import partitioning
-from cascadeformer_jax import prefetch
-from cascadeformer_jax import runtime
+from cascadeformer_jax.config import configuration
+from cascadeformer_jax.run import partitioning
+from cascadeformer_jax.train import prefetch
+from cascadeformer_jax.run import runtime
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models import ModelConfig

@@ -14,7 +14,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Fills the disk (or limits file sizes) right after the first checkpoint has landed, then lets training go on.
 DRIVER = """
 import errno, os, resource, signal, sys, time
-from cascadeformer_jax import cli, configuration, experiment
+from cascadeformer_jax.config import configuration
+from cascadeformer_jax.experiment import runner as experiment
+from cascadeformer_jax.run import cli
 from cascadeformer_jax.train import checkpointing
 from tests.train.test_end_to_end import smoke_config
 

@@ -7,9 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax import configuration
-from cascadeformer_jax import experiment
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.config import configuration
+from cascadeformer_jax.experiment import runner as experiment
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SMOKE = REPO_ROOT / 'configs' / 'smoke.py'

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.train import steps

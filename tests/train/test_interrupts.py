@@ -9,9 +9,9 @@ import jax
 import numpy as np
 import pytest
 
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax import experiment
-from cascadeformer_jax import interrupts
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.experiment import runner as experiment
+from cascadeformer_jax.run import interrupts
 from cascadeformer_jax.train import reporting
 from cascadeformer_jax.train import trainer
 from tests.train.test_end_to_end import smoke_config

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from cascadeformer_jax import checkpoint_io
+from cascadeformer_jax.checkpoints import checkpoint_io
 from tests.data_builders import helpers
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from cascadeformer_jax import configuration
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax.train import optim
 
 

@@ -8,8 +8,8 @@ import pytest
 
 import cascadeformer_jax as cfx
 from benchmarks import pretraining_objectives
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax import experiment
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.experiment import runner as experiment
 from tests.train.test_end_to_end import smoke_config
 
 

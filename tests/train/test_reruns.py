@@ -13,8 +13,8 @@ import time
 import jax
 import pytest
 
-from cascadeformer_jax import experiment
-from cascadeformer_jax import workdir_lock
+from cascadeformer_jax.experiment import runner as experiment
+from cascadeformer_jax.run import workdir_lock
 from tests import failure_injection
 from tests.train.test_end_to_end import smoke_config
 
@@ -103,7 +103,7 @@ def test_restart_moves_the_old_results_aside(finished, fixture_data_dir, tmp_pat
 
 def test_a_second_run_into_a_work_dir_in_use_is_refused_at_once(fixture_data_dir, tmp_path):
   holder = subprocess.Popen(
-      [sys.executable, '-c', 'import sys, time\nfrom cascadeformer_jax import workdir_lock\n'
+      [sys.executable, '-c', 'import sys, time\nfrom cascadeformer_jax.run import workdir_lock\n'
        'with workdir_lock.WorkdirLock(sys.argv[1]):\n  print("locked", flush=True)\n  time.sleep(60)',
        str(tmp_path / 'run')], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
       env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
@@ -136,7 +136,7 @@ def test_training_into_a_read_only_folder_is_one_line(fixture_data_dir, tmp_path
 def test_the_api_loads_a_training_work_directory(finished):
   import cascadeformer_jax as cfx  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax import checkpoint_io  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.checkpoints import checkpoint_io  # pylint: disable=g-import-not-at-top
 
   workdir = finished[0]
   classifier = cfx.load_classifier(workdir)

@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax import configuration
-from cascadeformer_jax import experiment
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.config import configuration
+from cascadeformer_jax.experiment import runner as experiment
 from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.train import checkpointing
 from cascadeformer_jax.train import optim

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from cascadeformer_jax.convert.torch_pickle import CheckpointError
+from cascadeformer_jax.checkpoints.torch_pickle import CheckpointError
 from cascadeformer_jax.models.config import ModelConfig
 
 StateDict = Mapping[str, np.ndarray]

@@ -8,7 +8,7 @@
   few_shot   few-shot accuracy of frozen embeddings of --config.init_from (or of this run's model), possibly trained
              on another dataset: support clips per class from the training split, queries from the test split
 
-Everything lands in the work directory (cascadeformer_jax/workdir.py); rerunning the same command resumes.
+Everything lands in the work directory (cascadeformer_jax/run/workdir.py); rerunning the same command resumes.
 """
 
 import datetime
@@ -23,18 +23,18 @@ from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax import config_checks
-from cascadeformer_jax import configuration
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.config import config_checks
+from cascadeformer_jax.config import configuration
 from cascadeformer_jax import data as data_lib
-from cascadeformer_jax import model_sources
-from cascadeformer_jax import io_checks
+from cascadeformer_jax.checkpoints import model_sources
+from cascadeformer_jax.run import io_checks
 from cascadeformer_jax import objectives
-from cascadeformer_jax import partitioning
-from cascadeformer_jax import recipe as recipe_lib
-from cascadeformer_jax import runtime
-from cascadeformer_jax import workdir as workdir_lib
-from cascadeformer_jax import workdir_lock
+from cascadeformer_jax.run import partitioning
+from cascadeformer_jax.run import recipe as recipe_lib
+from cascadeformer_jax.run import runtime
+from cascadeformer_jax.run import workdir as workdir_lib
+from cascadeformer_jax.run import workdir_lock
 from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.data.config import STORED_LAYOUTS

@@ -3,7 +3,7 @@
   model directory          ``model.json`` + Orbax ``classifier/`` and/or ``pretrained/`` (what convert and training
                            write)
   training work directory  its selected classifier, else its final classifier, else its pretrained T1
-                           (:meth:`cascadeformer_jax.workdir.Workdir.model_dirs`)
+                           (:meth:`cascadeformer_jax.run.workdir.Workdir.model_dirs`)
   published folder         the ``<Prefix>_*.pt`` files of the published checkpoints, converted in memory
   ``hf:<folder>``          a folder of the published Hugging Face repository, downloaded through the Hub's cache
                            and converted once into a cached model directory (convert/hub.py)
@@ -20,10 +20,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax import workdir as workdir_lib
-from cascadeformer_jax.convert import hub
-from cascadeformer_jax.convert.convert import read_published_folder
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.run import workdir as workdir_lib
+from cascadeformer_jax.checkpoints import hub
+from cascadeformer_jax.checkpoints.convert import read_published_folder
 from cascadeformer_jax.models import ModelConfig
 
 HF_PREFIX = 'hf:'

@@ -124,8 +124,8 @@ def folder_key(folder: pathlib.Path, config: Any | None) -> str:
 
   Files in the Hub cache are links to blobs named by their content hash, which is used without reading them.
   """
-  from cascadeformer_jax import checkpoint_io  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax.convert.convert import file_sha256  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.checkpoints import checkpoint_io  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.checkpoints.convert import file_sha256  # pylint: disable=g-import-not-at-top
 
   digest = hashlib.sha256(checkpoint_io.FORMAT.encode())
   for path in sorted(folder.glob('*.pt')):
@@ -143,8 +143,8 @@ def published_model_dir(source: str | os.PathLike, config: Any | None = None) ->
     source: see `download_published_folder`.
     config: the architecture (a ModelConfig); None = the published model whose sizes match the weights.
   """
-  from cascadeformer_jax import checkpoint_io  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax.convert.convert import convert_folder  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.checkpoints import checkpoint_io  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.checkpoints.convert import convert_folder  # pylint: disable=g-import-not-at-top
 
   folder = download_published_folder(source)
   target = cache_root() / 'converted' / folder_key(folder, config)

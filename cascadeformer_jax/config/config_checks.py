@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import ml_collections
 
-from cascadeformer_jax import configuration
-from cascadeformer_jax import runtime
+from cascadeformer_jax.config import configuration
+from cascadeformer_jax.run import runtime
 from cascadeformer_jax.data import config as data_config_lib
 from cascadeformer_jax.data import generic
 from cascadeformer_jax.data import transforms

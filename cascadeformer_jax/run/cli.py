@@ -20,8 +20,8 @@ from typing import Any, Callable, Sequence
 from absl import app
 from absl import flags
 
-from cascadeformer_jax import io_checks
-from cascadeformer_jax import interrupts
+from cascadeformer_jax.run import io_checks
+from cascadeformer_jax.run import interrupts
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -11,9 +11,9 @@ import os
 import pathlib
 import re
 
-from cascadeformer_jax.convert import torch_layout
-from cascadeformer_jax.convert.torch_pickle import CheckpointError
-from cascadeformer_jax.convert.torch_pickle import load_state_dict
+from cascadeformer_jax.checkpoints import torch_layout
+from cascadeformer_jax.checkpoints.torch_pickle import CheckpointError
+from cascadeformer_jax.checkpoints.torch_pickle import load_state_dict
 from cascadeformer_jax.models import presets
 from cascadeformer_jax.models.config import ModelConfig
 

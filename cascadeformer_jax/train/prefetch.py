@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from cascadeformer_jax import partitioning
+from cascadeformer_jax.run import partitioning
 
 _END = object()
 

@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
-from cascadeformer_jax import io_checks
+from cascadeformer_jax.run import io_checks
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.models.pretraining import pretraining_module

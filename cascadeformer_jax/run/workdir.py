@@ -56,7 +56,7 @@ class Workdir:
     return self.stage_dir(stage) / 'final'
 
   def recipe_file(self, stage: str) -> pathlib.Path:
-    """The stage's recipe (cascadeformer_jax/recipe.py), written when the stage starts training."""
+    """The stage's recipe (cascadeformer_jax/run/recipe.py), written when the stage starts training."""
     return self.stage_dir(stage) / 'recipe.json'
 
   def best_dir(self, stage: str) -> pathlib.Path:

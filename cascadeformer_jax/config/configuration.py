@@ -15,7 +15,7 @@ from cascadeformer_jax.models.config import ModelConfig
 from cascadeformer_jax.models.pretraining import model_config_for_objective
 
 
-# What a run does (cascadeformer_jax/experiment.py): 'train' (pretrain + finetune + test), 'pretrain', 'finetune',
+# What a run does (cascadeformer_jax/experiment/runner.py): 'train' (pretrain + finetune + test), 'pretrain', 'finetune',
 # 'eval' (test evaluation of a trained classifier), 'probe' (linear probe and kNN of a frozen T1) or 'few_shot'.
 MODES = ('train', 'pretrain', 'finetune', 'eval', 'probe', 'few_shot')
 
@@ -185,7 +185,7 @@ def quiet_logs() -> None:
   (io_checks.WriteError); they are shown with the debug switch ($CASCADEFORMER_DEBUG=1).
   """
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  from cascadeformer_jax import io_checks  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.run import io_checks  # pylint: disable=g-import-not-at-top
 
   absl_logging.set_verbosity(absl_logging.WARNING)
   for name in ('absl', 'orbax', 'jax._src.xla_bridge'):

@@ -7,9 +7,9 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from cascadeformer_jax import checkpoint_io
-from cascadeformer_jax.convert import published
-from cascadeformer_jax.convert.torch_pickle import CheckpointError
+from cascadeformer_jax.checkpoints import checkpoint_io
+from cascadeformer_jax.checkpoints import published
+from cascadeformer_jax.checkpoints.torch_pickle import CheckpointError
 from cascadeformer_jax.models.config import ModelConfig
 
 

@@ -1,0 +1,1 @@
+"""Experiment configs: loading config files, building their model part, and the allowed values of every field."""
