@@ -9,7 +9,11 @@ Build:  python -m data_builders.build <name> [--config=...] --manual_dir=RAW --d
         or `build_dataset(name, data_dir, manual_dir=..., config=...)` from Python.
 Read:   `load_data_source(name, split, data_dir, config=None)` -> a TFDS data source: `len(src)`, `src[i]` -> dict of
         numpy arrays (Text features as bytes, ClassLabel as int); `get_builder(...).info.metadata` holds joint
-        names, skeleton edges and class names.
+        names, skeleton edges and class names. A dataset built by an older version of its builder that the builder
+        still lists in SUPPORTED_VERSIONS is read as it is (same examples; see RELEASE_NOTES), with a warning.
+
+Joint names and skeleton trees come from one table, `cascadeformer_jax.data.layouts`, a module that imports only
+NumPy; importing or running the builders imports nothing else of `cascadeformer_jax` but its `run` room.
 """
 
 import logging
@@ -38,6 +42,8 @@ BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     'skeleton_folder': skeleton_folder.SkeletonFolder,
 }
 FILE_FORMAT = 'array_record'
+# Folders of older dataset versions already reported as read (one warning per folder and process).
+_warned_older_versions: set[str] = set()
 
 __all__ = [
     'BUILDERS', 'DatasetFormatError', 'DatasetNotBuiltError', 'build_command', 'build_dataset', 'get_builder',
@@ -160,19 +166,43 @@ def build_dataset(name: str, data_dir: epath.PathLike, manual_dir: epath.PathLik
   return builder
 
 
+def _built_builder(name: str, data_dir: epath.PathLike,
+                   config: str | tfds.core.BuilderConfig | None) -> tfds.core.GeneratorBasedBuilder:
+  """The builder of the built dataset: its current VERSION, else the newest built one of its SUPPORTED_VERSIONS.
+
+  Older versions hold the same examples (see the builder's RELEASE_NOTES); reading one logs a warning once.
+  """
+  builder = get_builder(name, data_dir, config)
+  if builder.is_prepared():
+    return builder
+  for version in sorted((tfds.core.Version(str(v)) for v in _builder_class(name).SUPPORTED_VERSIONS), reverse=True):
+    older = get_builder(name, data_dir, config, version=version)
+    if older.is_prepared():
+      if str(older.data_path) not in _warned_older_versions:
+        _warned_older_versions.add(str(older.data_path))
+        note = builder.RELEASE_NOTES.get(str(builder.info.version), '')
+        _common.logger.warning('%s in %s is an older version of the dataset; the current version %s: %s Build it '
+                               'with: %s', older.info.full_name, data_dir, builder.info.version, note,
+                               build_command(name, data_dir, config))
+      return older
+  raise DatasetNotBuiltError(
+      f'dataset {builder.info.full_name} is not built in {data_dir} (no complete {builder.data_path}). '
+      f'Build it with:\n  {build_command(name, data_dir, config)}')
+
+
+
 def load_data_source(name: str, split: str, data_dir: epath.PathLike,
                      config: str | tfds.core.BuilderConfig | None = None):
   """The TFDS data source of a built dataset split: `len(src)`, `src[i]` -> dict of numpy arrays.
+
+  Reads the builder's current version or, when only that is missing, the newest built version it still supports
+  (`SUPPORTED_VERSIONS`; the same examples, older metadata).
 
   Raises:
     DatasetNotBuiltError: the dataset is not (completely) built in `data_dir`; the message gives the build command.
     ValueError: unknown dataset or split.
   """
-  builder = get_builder(name, data_dir, config)
-  if not builder.is_prepared():
-    raise DatasetNotBuiltError(
-        f'dataset {builder.info.full_name} is not built in {data_dir} (no complete {builder.data_path}). '
-        f'Build it with:\n  {build_command(name, data_dir, config)}')
+  builder = _built_builder(name, data_dir, config)
   if split not in builder.info.splits:
     raise ValueError(f'{builder.info.full_name} has no split {split!r}; available: {sorted(builder.info.splits)}')
   return builder.as_data_source(split=split)

@@ -1,4 +1,4 @@
-"""Helpers shared by the dataset builders: errors, progress logging, locating raw files."""
+"""Helpers shared by the dataset builders: errors, progress logging, locating raw files, layout metadata."""
 
 from collections.abc import Iterator, Sequence, Sized
 import logging
@@ -6,6 +6,8 @@ import time
 from typing import TypeVar
 
 from etils import epath
+
+from cascadeformer_jax.data import layouts
 
 logger = logging.getLogger('data_builders')
 
@@ -18,6 +20,18 @@ class DatasetFormatError(ValueError):
 
 class DatasetNotBuiltError(FileNotFoundError):
   """The requested dataset has not been built in the given data_dir; the message gives the build command."""
+
+
+def layout_metadata(layout_name: str) -> dict:
+  """The metadata entries that describe a dataset's joints, from the layout table `cascadeformer_jax.data.layouts`:
+  joint names, their count and the skeleton edges (JSON-serialisable)."""
+  layout = layouts.get_layout(layout_name)
+  return {
+      'joint_names': list(layout.joints),
+      'num_joints': layout.num_joints,
+      'edges': [list(edge) for edge in layout.edges],
+      'edges_note': 'pairs (child, parent) of 0-based joint indices',
+  }
 
 
 def progress(items: Sequence[_T], description: str, every_seconds: float = 10.0) -> Iterator[_T]:

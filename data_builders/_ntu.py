@@ -15,7 +15,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_builders import _common
-from data_builders import skeletons
 from data_builders.ntu_rgbd60 import ctrgcn
 from data_builders.ntu_rgbd60 import npz
 
@@ -91,7 +90,7 @@ class NtuSkeletonBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
 
   def _info(self) -> tfds.core.DatasetInfo:
     benchmark = self.builder_config.benchmark
-    metadata = skeletons.layout_metadata(skeletons.KINECT_V2_JOINTS, skeletons.KINECT_V2_EDGES)
+    metadata = _common.layout_metadata('ntu25')
     metadata.update({
         'class_names': list(self.CLASS_NAMES),
         'num_classes': len(self.CLASS_NAMES),

@@ -18,8 +18,10 @@ zero). Named layouts:
 * `h36m17`: the Human3.6M 17-joint subset as VideoPose3D's `h36m_skeleton` keeps it; tree: its parents, rooted at
   the pelvis.
 
-The trees of `ntu25`, `nucla20` and `penn13` are the ones this project's bone representations have always used
-(`transforms.NTU_PARENTS`, `NUCLA_PARENTS`, `PENN_PARENTS` are these arrays). An explicit layout is a mapping
+This module is the one table of joint names and trees. The bone representations use the trees of `ntu25`,
+`nucla20` and `penn13` (`transforms.NTU_PARENTS`, `NUCLA_PARENTS`, `PENN_PARENTS` are these arrays), and the
+dataset builders (`data_builders`) write them into their datasets' metadata, so it imports nothing but NumPy: the
+builders read it without importing the input pipeline. An explicit layout is a mapping
 `{"joints": [names], "parents": [indices]}`: names unique and non-empty, exactly one root, every joint reaching
 the root (no cycle).
 
@@ -161,6 +163,11 @@ class Layout:
   @property
   def root(self) -> int:
     return next(j for j, parent in enumerate(self.parents) if parent == j)
+
+  @property
+  def edges(self) -> tuple[tuple[int, int], ...]:
+    """The bones as (child, parent) pairs of joint indices, in joint order; the root has none."""
+    return tuple((child, parent) for child, parent in enumerate(self.parents) if child != parent)
 
   @property
   def parents_array(self) -> np.ndarray:

@@ -23,7 +23,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_builders import _common
-from data_builders import skeletons
 
 ACTION_IDS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12)
 CLASS_NAMES = (
@@ -119,7 +118,7 @@ class NUcla(tfds.core.GeneratorBasedBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
   def _info(self) -> tfds.core.DatasetInfo:
-    metadata = skeletons.layout_metadata(skeletons.KINECT_V1_JOINTS, skeletons.KINECT_V1_EDGES)
+    metadata = _common.layout_metadata('nucla20')
     metadata.update({
         'class_names': list(CLASS_NAMES),
         'num_classes': len(CLASS_NAMES),

@@ -117,8 +117,13 @@ class NtuRgbd120(_ntu.NtuSkeletonBuilder):
   """NTU RGB+D 120, CTR-GCN-cleaned skeletons (T, 2, 25, 3), from raw .skeleton files or CTR-GCN npz files."""
 
   name = 'ntu_rgbd120'
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release: CTR-GCN cleaning, raw and npz sources, one-shot protocol metadata.'}
+  VERSION = tfds.core.Version('1.0.1')
+  SUPPORTED_VERSIONS = [tfds.core.Version('1.0.0')]  # readable; only VERSION is built
+  RELEASE_NOTES = {
+      '1.0.0': 'Initial release: CTR-GCN cleaning, raw and npz sources, one-shot protocol metadata.',
+      '1.0.1': ('Metadata: `edges` are the ntu25 tree of cascadeformer_jax.data.layouts (CTR-GCN pairs, root '
+                'spine_shoulder), the tree of the bone features; examples identical to 1.0.0.'),
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIGS = [
       NtuRgbd120Config(name='xsub', benchmark='xsub', description='cross-subject: train performers '

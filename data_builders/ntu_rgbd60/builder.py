@@ -87,8 +87,13 @@ class NtuRgbd60(_ntu.NtuSkeletonBuilder):
   """NTU RGB+D 60, CTR-GCN-cleaned skeletons (T, 2, 25, 3), from raw .skeleton files or CTR-GCN npz files."""
 
   name = 'ntu_rgbd60'
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release: CTR-GCN cleaning, raw and npz sources.'}
+  VERSION = tfds.core.Version('1.0.1')
+  SUPPORTED_VERSIONS = [tfds.core.Version('1.0.0')]  # readable; only VERSION is built
+  RELEASE_NOTES = {
+      '1.0.0': 'Initial release: CTR-GCN cleaning, raw and npz sources.',
+      '1.0.1': ('Metadata: `edges` are the ntu25 tree of cascadeformer_jax.data.layouts (CTR-GCN pairs, root '
+                'spine_shoulder), the tree of the bone features; examples identical to 1.0.0.'),
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIGS = [
       NtuRgbd60Config(name='xsub', benchmark='xsub', description='cross-subject: train performers '

@@ -21,7 +21,6 @@ import scipy.io
 import tensorflow_datasets as tfds
 
 from data_builders import _common
-from data_builders import skeletons
 
 CLASS_NAMES = (
     'baseball_pitch', 'baseball_swing', 'bench_press', 'bowl', 'clean_and_jerk', 'golf_swing', 'jump_rope',
@@ -126,12 +125,17 @@ class PennAction(tfds.core.GeneratorBasedBuilder):
   """Penn Action skeletons (T, 13, 2) in raw pixels with visibility, boxes and image size."""
 
   name = 'penn_action'
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release: raw annotations from labels/*.mat.'}
+  VERSION = tfds.core.Version('1.0.1')
+  SUPPORTED_VERSIONS = [tfds.core.Version('1.0.0')]  # readable; only VERSION is built
+  RELEASE_NOTES = {
+      '1.0.0': 'Initial release: raw annotations from labels/*.mat.',
+      '1.0.1': ('Metadata: `edges` are the penn13 tree of cascadeformer_jax.data.layouts (no hip-to-hip edge), '
+                'the tree of the bone features; examples identical to 1.0.0.'),
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
   def _info(self) -> tfds.core.DatasetInfo:
-    metadata = skeletons.layout_metadata(skeletons.PENN_ACTION_JOINTS, skeletons.PENN_ACTION_EDGES)
+    metadata = _common.layout_metadata('penn13')
     metadata.update({
         'class_names': list(CLASS_NAMES),
         'num_classes': len(CLASS_NAMES),

@@ -31,7 +31,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_builders import _common
-from data_builders import skeletons
 from data_builders.synthetic_actions import generator
 
 
@@ -58,8 +57,13 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
   """Procedural 10-class, 25-joint 3D action dataset (see module docstring)."""
 
   name = 'synthetic_actions'
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.0.1')
+  SUPPORTED_VERSIONS = [tfds.core.Version('1.0.0')]  # readable; only VERSION is built
+  RELEASE_NOTES = {
+      '1.0.0': 'Initial release.',
+      '1.0.1': ('Metadata: `edges` are the ntu25 tree of cascadeformer_jax.data.layouts (CTR-GCN pairs, root '
+                'spine_shoulder), the tree of the bone features; examples identical to 1.0.0.'),
+  }
   BUILDER_CONFIGS = [
       SyntheticActionsConfig(name='default', description='40 subjects x 10 classes x 5 clips: 1500 train / 500 test'),
       SyntheticActionsConfig(name='tiny', num_subjects=4, clips_per_class=1,
@@ -69,7 +73,7 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
     split = generator.subject_split(config.num_subjects, config.test_subject_every)
-    metadata = skeletons.layout_metadata(skeletons.KINECT_V2_JOINTS, skeletons.KINECT_V2_EDGES)
+    metadata = _common.layout_metadata('ntu25')
     metadata.update({
         'class_names': list(generator.CLASS_NAMES),
         'num_classes': len(generator.CLASS_NAMES),

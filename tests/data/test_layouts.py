@@ -47,6 +47,16 @@ def test_transforms_parents_agree_with_the_named_layouts():
   np.testing.assert_array_equal(transforms.NUCLA_PARTITION_ORDER, layouts.NUCLA_PARTITION_ORDER)
 
 
+def test_edges_are_the_bones_of_the_tree():
+  penn = layouts.get_layout('penn13')
+  assert penn.edges == ((1, 0), (2, 0), (3, 1), (4, 2), (5, 3), (6, 4), (7, 1), (8, 2), (9, 7), (10, 8), (11, 9),
+                        (12, 10))
+  for name in layouts.layout_names():
+    layout = layouts.get_layout(name)
+    assert len(layout.edges) == layout.num_joints - 1
+    assert all(layout.parents[child] == parent != child for child, parent in layout.edges)
+
+
 def test_joint_names_follow_the_formats_documentation():
   coco = layouts.get_layout('coco17')
   assert coco.joints[0] == 'nose' and coco.joints[5] == 'left_shoulder' and coco.joints[16] == 'right_ankle'

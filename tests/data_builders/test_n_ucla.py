@@ -52,6 +52,10 @@ def test_metadata(built):
   assert metadata['class_names'] == list(n_ucla.CLASS_NAMES)
   assert metadata['action_ids'] == ['a01', 'a02', 'a03', 'a04', 'a05', 'a06', 'a08', 'a09', 'a11', 'a12']
   assert metadata['joint_names'][:2] == ['hip_center', 'spine'] and len(metadata['joint_names']) == 20
+  # The N-UCLA feeders' bone pairs (1-based) without the root's (3, 3): the edges that version 1.0.0 stores.
+  feeder_pairs = [(1, 2), (2, 3), (4, 3), (5, 3), (6, 5), (7, 6), (8, 7), (9, 3), (10, 9), (11, 10), (12, 11),
+                  (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18), (20, 19)]
+  assert metadata['edges'] == [[child - 1, parent - 1] for child, parent in feeder_pairs]
   data_root = pathlib.Path(built.data_dir).parents[1]
   assert len(data_builders.load_data_source('n_ucla', 'train', data_root)) == 2
 

@@ -227,7 +227,7 @@ def test_ntu120_samples_are_ignored(tmp_path):
 
 
 def test_load_data_source(builds):
-  data_root = pathlib.Path(builds['xsub', 'raw'].data_dir).parents[2]  # root/ntu_rgbd60/xsub/1.0.0
+  data_root = pathlib.Path(builds['xsub', 'raw'].data_dir).parents[2]  # root/ntu_rgbd60/xsub/1.0.1
   source = data_builders.load_data_source('ntu_rgbd60', 'test', data_root, config='xsub')
   assert len(source) == 3 and source[0]['sample_name'] == b'S001C002P003R001A050'
   with pytest.raises(data_builders.DatasetNotBuiltError, match='--config=xview'):

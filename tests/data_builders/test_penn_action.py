@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from cascadeformer_jax.data import layouts
 import data_builders
 from data_builders import penn_action
 from tests.data_builders import fixtures
@@ -53,11 +54,11 @@ def test_hand_computed_values_of_0001(built):
 
 
 def test_metadata(built):
-  data_root = pathlib.Path(built.data_dir).parents[1]  # data_root/penn_action/1.0.0
+  data_root = pathlib.Path(built.data_dir).parents[1]  # data_root/penn_action/1.0.1
   metadata = data_builders.get_builder('penn_action', data_root).info.metadata
   assert metadata['class_names'] == list(penn_action.CLASS_NAMES)
   assert metadata['joint_names'][0] == 'head' and len(metadata['joint_names']) == 13
-  assert all(0 <= a < 13 and 0 <= b < 13 for a, b in metadata['edges'])
+  assert metadata['edges'] == [list(edge) for edge in layouts.get_layout('penn13').edges]
   source = data_builders.load_data_source('penn_action', 'test', data_root)
   assert len(source) == 1
 

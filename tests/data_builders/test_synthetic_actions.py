@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data_builders import skeletons
+from cascadeformer_jax.data import layouts
 from data_builders.synthetic_actions import baseline
 from data_builders.synthetic_actions import builder as synthetic_builder
 from data_builders.synthetic_actions import generator
@@ -48,7 +48,7 @@ def test_body_is_a_rigid_skeleton():
     skeleton, num_bodies, _ = generator.generate_clip(0, generator.ClipSpec(subject=2, label=label, repetition=1))
     for person in range(num_bodies):
       points = skeleton[:, person]
-      for child, parent in skeletons.KINECT_V2_EDGES:
+      for child, parent in layouts.LAYOUTS['ntu25'].edges:
         tracked = points[:, child].any(axis=-1) & points[:, parent].any(axis=-1)
         lengths = np.linalg.norm(points[tracked, child] - points[tracked, parent], axis=-1)
         assert lengths.std() < 0.05, (generator.CLASS_NAMES[label], child, parent)
