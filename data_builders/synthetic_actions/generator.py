@@ -21,9 +21,10 @@ import dataclasses
 
 import numpy as np
 
+from cascadeformer_jax.data import layouts
+
 FPS = 30.0
 HEADING_JITTER = 30.0
-NUM_JOINTS = 25
 CLASS_NAMES = (
     'wave_left_hand', 'wave_right_hand', 'clap', 'bow', 'squat', 'jump', 'kick', 'reach', 'turn_around', 'handshake',
 )
@@ -31,22 +32,25 @@ TWO_PERSON_CLASSES = frozenset({'handshake'})
 # Base yaw of the camera around the person for views 1, 2, 3 (degrees), like NTU's three cameras.
 VIEW_YAW_DEGREES = {1: 0.0, 2: 45.0, 3: -45.0}
 
-# Joint indices (Kinect v2).
-SPINE_BASE, SPINE_MID, NECK, HEAD = 0, 1, 2, 3
-SHOULDER = {-1: 4, 1: 8}
-ELBOW = {-1: 5, 1: 9}
-WRIST = {-1: 6, 1: 10}
-HAND = {-1: 7, 1: 11}
-HIP = {-1: 12, 1: 16}
-KNEE = {-1: 13, 1: 17}
-ANKLE = {-1: 14, 1: 18}
-FOOT = {-1: 15, 1: 19}
-SPINE_SHOULDER = 20
-HAND_TIP = {-1: 21, 1: 23}
-THUMB = {-1: 22, 1: 24}
+# Joint indices of the NTU (Kinect v2) layout; LEFT / RIGHT index the sided joints.
 LEFT, RIGHT = -1, 1
+_INDEX = {name: index for index, name in enumerate(layouts.NTU25_JOINTS)}
+NUM_JOINTS = len(layouts.NTU25_JOINTS)
+
+
+def _sided(joint: str) -> dict[int, int]:
+  return {LEFT: _INDEX[f'{joint}_left'], RIGHT: _INDEX[f'{joint}_right']}
+
+
+SPINE_BASE, SPINE_MID, NECK, HEAD = (_INDEX[name] for name in ('spine_base', 'spine_mid', 'neck', 'head'))
+SHOULDER, ELBOW, WRIST, HAND = _sided('shoulder'), _sided('elbow'), _sided('wrist'), _sided('hand')
+HIP, KNEE, ANKLE, FOOT = _sided('hip'), _sided('knee'), _sided('ankle'), _sided('foot')
+SPINE_SHOULDER = _INDEX['spine_shoulder']
+HAND_TIP, THUMB = _sided('hand_tip'), _sided('thumb')
 # Joints that may go missing, with weights (extremities are tracked worst).
-_MISSING_CANDIDATES = np.array([21, 22, 23, 24, 7, 11, 15, 19, 6, 10, 14, 18, 3])
+_MISSING_CANDIDATES = np.array([_INDEX[name] for name in (
+    'hand_tip_left', 'thumb_left', 'hand_tip_right', 'thumb_right', 'hand_left', 'hand_right', 'foot_left',
+    'foot_right', 'wrist_left', 'wrist_right', 'ankle_left', 'ankle_right', 'head')])
 _MISSING_WEIGHTS = np.array([3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1], np.float64)
 
 
