@@ -181,14 +181,13 @@ def _built_builder(name: str, data_dir: epath.PathLike,
       if str(older.data_path) not in _warned_older_versions:
         _warned_older_versions.add(str(older.data_path))
         note = builder.RELEASE_NOTES.get(str(builder.info.version), '')
-        _common.logger.warning('%s in %s is an older version of the dataset; the current version %s: %s Build it '
-                               'with: %s', older.info.full_name, data_dir, builder.info.version, note,
-                               build_command(name, data_dir, config))
+        _common.logger.warning('reading %s in %s, built by an older version of its builder (same examples); the '
+                               'current version is %s (%s) Build it with: %s', older.info.full_name, data_dir,
+                               builder.info.version, note, build_command(name, data_dir, config))
       return older
   raise DatasetNotBuiltError(
       f'dataset {builder.info.full_name} is not built in {data_dir} (no complete {builder.data_path}). '
       f'Build it with:\n  {build_command(name, data_dir, config)}')
-
 
 
 def load_data_source(name: str, split: str, data_dir: epath.PathLike,

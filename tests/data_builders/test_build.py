@@ -146,7 +146,7 @@ def test_datasets_of_a_supported_older_version_are_read_with_a_warning(tmp_path,
     assert len(source) == 30
   warnings = [record.getMessage() for record in caplog.records if record.name == 'data_builders']
   assert len(warnings) == 1, warnings  # once per folder
-  assert 'synthetic_actions/tiny/1.0.0' in warnings[0] and 'current version 1.0.1' in warnings[0]
+  assert 'synthetic_actions/tiny/1.0.0' in warnings[0] and 'current version is 1.0.1' in warnings[0]
   assert 'python -m data_builders.build synthetic_actions --config=tiny' in warnings[0]
   older = data_builders.get_builder('synthetic_actions', tmp_path / 'data', 'tiny', version='1.0.0')
   assert older.info.metadata['edges'] == older_edges  # read as that version stored it
