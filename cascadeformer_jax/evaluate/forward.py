@@ -42,6 +42,7 @@ EMBEDDING_PREFIX = 'embedding:'  # + a name of EMBEDDINGS: (params, batch) -> th
 
 
 def embedding_outputs(embedding: str) -> str:
+  """The `ForwardKey.outputs` of the forward that returns `embedding` (a name of EMBEDDINGS), checked."""
   if embedding not in EMBEDDINGS:
     raise ValueError(f'embedding {embedding!r} is not one of {EMBEDDINGS}')
   return EMBEDDING_PREFIX + embedding
