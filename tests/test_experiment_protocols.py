@@ -17,6 +17,7 @@ from cascadeformer_jax import ensemble as ensemble_cli
 from cascadeformer_jax.experiment import runner as experiment
 from cascadeformer_jax.data import layouts
 from cascadeformer_jax.evaluate import ensemble
+from cascadeformer_jax.evaluate import few_shot_evaluation
 from cascadeformer_jax.models import presets
 from data_builders import ntu_rgbd120
 from tests.data_builders import fixtures
@@ -151,7 +152,7 @@ def test_clip_map_between_joint_layouts():
   partition = np.asarray(layouts.NUCLA_PARTITION_ORDER)
   clips = np.random.default_rng(0).standard_normal((2, 4, 20, 3)).astype(np.float32)  # pipeline output order
   native = clips[..., np.argsort(partition), :]
-  clip_map = experiment._clip_map  # pylint: disable=protected-access
+  clip_map = few_shot_evaluation.clip_map
   mapped = clip_map(nucla_data, ntu_model)(clips)
   np.testing.assert_allclose(mapped, layouts.convert(native, 'nucla20', 'ntu25'), rtol=1e-6)
   np.testing.assert_array_equal(mapped[..., 3, :], native[..., 3, :])  # head <- head
@@ -165,9 +166,11 @@ def test_clip_map_between_joint_layouts():
   np.testing.assert_allclose(into_nucla, layouts.convert(ntu_clips, 'ntu25', 'nucla20')[..., partition, :],
                              rtol=1e-6)
   assert clip_map(nucla_data, nucla_model) is None
-  with pytest.raises(experiment.TrainingError, match=r"config.few_shot.mapping: mapping 'original_partition_order'"):
+  with pytest.raises(few_shot_evaluation.FewShotSetupError,
+                     match=r"config.few_shot.mapping: mapping 'original_partition_order'"):
     clip_map(data_lib.default_data_config('ntu60_xsub'), nucla_model, 'original_partition_order')
-  with pytest.raises(experiment.TrainingError, match='only joint coordinates with the same number of channels'):
+  with pytest.raises(few_shot_evaluation.FewShotSetupError,
+                     match='only joint coordinates with the same number of channels'):
     clip_map(data_lib.default_data_config('penn_action'), ntu_model)
 
 

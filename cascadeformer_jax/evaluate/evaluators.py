@@ -1,36 +1,31 @@
-"""Evaluator objects: each is built from the experiment config, owns its one compiled function and its data, and
-``run(params) -> metrics``. The stage loop asks them at the end of an epoch; the test evaluation, the evaluation
-protocols (evaluate/protocols.py), the probe and few-shot evaluation are built from them.
+"""Evaluator objects: each is built from the experiment config, owns its data and ``run(params) -> metrics``. The
+stage loop asks them at the end of an epoch; the test evaluation, the evaluation protocols (evaluate/protocols.py),
+the probe and few-shot evaluation are built from them. Their model forwards come from the shared cache of
+evaluate/forward.py, so evaluators of the same model and input shapes compile once.
 """
 
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax import objectives
 from cascadeformer_jax.run import partitioning
+from cascadeformer_jax.evaluate import forward as forward_lib
 from cascadeformer_jax.evaluate import metrics as metrics_lib
 from cascadeformer_jax.evaluate import predictions
 from cascadeformer_jax.evaluate import representation
 from cascadeformer_jax.evaluate.forward import ClassifierForward
 from cascadeformer_jax.models import batch_frame_mask
-from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig
-from cascadeformer_jax.models import pool_frames
-from cascadeformer_jax.models import T1
 from cascadeformer_jax.models.pretraining import pretraining_module
 
 
-def _jit_on_mesh(fn, mesh: jax.sharding.Mesh, num_replicated_after: int = 0):
-  """jit of fn(params, batch, *extras) with replicated params/extras, batch and outputs sharded on 'data'."""
-  replicated, sharded = partitioning.replicated(mesh), partitioning.batch_sharded(mesh)
-  return jax.jit(fn, in_shardings=(replicated, sharded) + (replicated,) * num_replicated_after,
-                 out_shardings=sharded, compiler_options=partitioning.inference_compiler_options())
+# What EmbeddingExtractor can return: the classifier's intermediates (those with a time axis are frame-pooled).
+EMBEDDINGS = forward_lib.EMBEDDINGS
 
 
 class _EvalPasses:
@@ -119,7 +114,10 @@ class PretrainEvaluator:
       valid = batch_frame_mask(batch, padding_aware)
       return objective.errors(params, batch['skeleton'], valid, key)
 
-    self._errors = _jit_on_mesh(errors, mesh, num_replicated_after=1)
+    # Not in the shared cache: the function depends on the objective's settings and the seed, and a run builds one.
+    replicated, sharded = partitioning.replicated(mesh), partitioning.batch_sharded(mesh)
+    self._errors = jax.jit(errors, in_shardings=(replicated, sharded, replicated), out_shardings=sharded,
+                           compiler_options=partitioning.inference_compiler_options())
     self._passes = _EvalPasses(data_config, batch_size, split)
 
   def run(self, params: Any) -> dict[str, float]:
@@ -141,12 +139,19 @@ def _mapped(batches: Iterable[dict[str, np.ndarray]], clip_map: ClipMap | None) 
 
 
 class _PerClipVectors:
-  """Runs a compiled (params, batch) -> (B, d) function over every clip of a split."""
+  """Runs a cached compiled forward, (params, batch) -> (B, d), over every clip of a split."""
+
+  def __init__(self, outputs: str, model_config: ModelConfig, data_config: ml_collections.ConfigDict,
+               batch_size: int, mesh: jax.sharding.Mesh, clip_map: ClipMap | None):
+    partitioning.check_batch_size(batch_size, mesh)
+    self.outputs, self.model_config = outputs, model_config
+    self.data_config, self.batch_size, self.mesh, self.clip_map = data_config, batch_size, mesh, clip_map
 
   def run(self, params: Any, split: str) -> dict[str, np.ndarray]:
     """features (N, d) float32, label (N,) and stored example index (N,) of the split's clips."""
     iterator = data_lib.make_eval_iterator(self.data_config, self.batch_size, split=split)
-    gathered = predictions.gather_predictions(lambda batch, index: self._vectors(params, batch),
+    vectors = forward_lib.FORWARDS.get(self.outputs, self.model_config, self.mesh)
+    gathered = predictions.gather_predictions(lambda batch, index: vectors(params, batch),
                                               _mapped(iterator, self.clip_map), self.mesh)
     return {'features': gathered['outputs'][0], 'label': gathered['label'], 'index': gathered['index']}
 
@@ -157,21 +162,7 @@ class FeatureExtractor(_PerClipVectors):
 
   def __init__(self, model_config: ModelConfig, data_config: ml_collections.ConfigDict, batch_size: int,
                mesh: jax.sharding.Mesh, clip_map: ClipMap | None = None):
-    partitioning.check_batch_size(batch_size, mesh)
-    self.data_config, self.batch_size, self.mesh, self.clip_map = data_config, batch_size, mesh, clip_map
-    model = T1(model_config)
-
-    def features(params: Any, batch: dict[str, jax.Array]) -> jax.Array:
-      mask = batch_frame_mask(batch, model_config.padding_aware)
-      return pool_frames(model.apply({'params': params}, batch['skeleton'], frame_mask=mask), mask,
-                         model_config.pooling).astype(jnp.float32)
-
-    self._vectors = _jit_on_mesh(features, mesh)
-
-
-
-# What EmbeddingExtractor can return: the classifier's intermediates (those with a time axis are frame-pooled).
-EMBEDDINGS = ('pooled', 't1_features', 't2_features', 'fused', 'logits')
+    super().__init__(forward_lib.T1_POOLED, model_config, data_config, batch_size, mesh, clip_map)
 
 
 class EmbeddingExtractor(_PerClipVectors):
@@ -180,22 +171,8 @@ class EmbeddingExtractor(_PerClipVectors):
 
   def __init__(self, model_config: ModelConfig, data_config: ml_collections.ConfigDict, batch_size: int,
                mesh: jax.sharding.Mesh, embedding: str = 'pooled', clip_map: ClipMap | None = None):
-    if embedding not in EMBEDDINGS:
-      raise ValueError(f'embedding {embedding!r} is not one of {EMBEDDINGS}')
-    partitioning.check_batch_size(batch_size, mesh)
-    self.data_config, self.batch_size, self.mesh, self.clip_map = data_config, batch_size, mesh, clip_map
-    module = CascadeClassifier(model_config)
-
-    def embed(params: Any, batch: dict[str, jax.Array]) -> jax.Array:
-      mask = batch_frame_mask(batch, model_config.padding_aware)
-      value = module.apply({'params': params}, batch['skeleton'], frame_mask=mask,
-                           return_intermediates=True)[embedding]
-      if value.ndim == 3:
-        value = pool_frames(value, mask, model_config.pooling)
-      return value.astype(jnp.float32)
-
-    self._vectors = _jit_on_mesh(embed, mesh)
-
+    super().__init__(forward_lib.embedding_outputs(embedding), model_config, data_config, batch_size, mesh,
+                     clip_map)
 
 
 class ProbeEvaluator:

@@ -278,7 +278,8 @@ def evaluate_one_shot_protocol(embeddings: np.ndarray, labels: np.ndarray, sampl
 
 
 def markdown_section(results: Mapping[str, Any]) -> str:
-  """The report.md section of a few-shot run (`results` as experiment.few_shot writes few_shot.json)."""
+  """The report.md section of a few-shot run (`results` as few_shot_evaluation.evaluate_few_shot writes
+  few_shot.json)."""
   if results.get('protocol') == 'ntu120_one_shot':
     how = (f'the NTU RGB+D 120 one-shot protocol: {results["num_classes"]} evaluation classes, their official '
            f'exemplars as the support set, {results["num_queries"]} query clips of those classes')

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 import csv
 import json
 import pathlib
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -12,6 +12,13 @@ from cascadeformer_jax.evaluate import metrics as metrics_lib
 
 # NTU RGB+D 60 actions 50-60 (label indices 49-59) involve two people (paper Table 2); NTU120 adds 106-120.
 NTU_TWO_PERSON_LABELS = tuple(range(49, 60))
+
+
+class MetricWriter(Protocol):
+  """Where an evaluation records its metrics next to the training curves (the run's metrics file)."""
+
+  def write(self, stage: str, step: int, metrics: dict[str, Any], **context) -> None:
+    ...
 
 
 def person_type_breakdown(labels: np.ndarray, predictions: np.ndarray,

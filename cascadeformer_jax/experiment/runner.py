@@ -21,7 +21,6 @@ from typing import Any
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
-import numpy as np
 
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.config import config_checks
@@ -35,13 +34,12 @@ from cascadeformer_jax.run import recipe as recipe_lib
 from cascadeformer_jax.run import runtime
 from cascadeformer_jax.run import workdir as workdir_lib
 from cascadeformer_jax.run import workdir_lock
-from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import sources
-from cascadeformer_jax.data.config import STORED_LAYOUTS
 from cascadeformer_jax.evaluate import evaluators
 from cascadeformer_jax.evaluate import few_shot as few_shot_lib
+from cascadeformer_jax.evaluate import few_shot_evaluation
+from cascadeformer_jax.evaluate import probe as probe_lib
 from cascadeformer_jax.evaluate import protocols
-from cascadeformer_jax.evaluate import report
 from cascadeformer_jax.evaluate.final_evaluation import FinalEvaluation
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.train import reporting
@@ -162,130 +160,22 @@ def final_evaluation(run: trainer.Run) -> dict[str, Any]:
 def probe(run: trainer.Run) -> dict[str, Any]:
   """Linear-probe and kNN accuracy of the frozen pretrained (or random) T1; writes probe.json."""
   started = time.time()
-  config = run.config
-  if config.probe.get('t1_init', 'pretrained') == 'scratch':
+  if run.config.probe.get('t1_init', 'pretrained') == 'scratch':
     t1_params = trainer.random_t1(run)
   else:
     t1_params = _pretrained_t1(run, 'the probe', ', or set --config.probe.t1_init=scratch (a random T1)')
-  evaluator = evaluators.ProbeEvaluator(run.model_config, config.data, config.probe, config.eval.batch_size,
-                                        run.mesh)
-  results = evaluator.run(partitioning.replicate(t1_params, run.mesh))
-  results = {'split': config.data.eval_split, 'label_fraction': config.data.get('label_fraction', 1.0), **results,
-             'seconds': round(time.time() - started, 2)}
-  run.writer.write('probe', 0, {k: v for k, v in results.items() if isinstance(v, float)},
-                   split=config.data.eval_split)
-  if jax.process_index() == 0:
-    run.workdir.probe_file.write_text(json.dumps(results, indent=2) + '\n')
-  return results
-
-
-def _model_joint_layout(model_config: ModelConfig) -> layouts.Layout | None:
-  """The named joint layout a model of a built-in family reads (None for other joint counts, e.g. folder data)."""
-  name = STORED_LAYOUTS.get(model_config.layout)
-  layout = layouts.get_layout(name) if name else None
-  return layout if layout is not None and layout.num_joints == model_config.num_joints else None
-
-
-def _clip_map(data_config: ml_collections.ConfigDict, model_config: ModelConfig,
-              mapping: str = '') -> evaluators.ClipMap | None:
-  """How the dataset's preprocessed clips reach a model trained on another joint layout (None: they fit).
-
-  The pipeline gives clips in the dataset's model order (N-UCLA: SkateFormer partition order); they are put back
-  into the stored joint order, mapped with `layouts.convert` (the anatomical mapping, or `mapping`, e.g.
-  'original_partition_order' for the original N-UCLA -> NTU transfer) and put into the model's order.
-  """
-  _, joints, coords = data_lib.model_input_shape(data_config)
-  if (joints, coords) == (model_config.num_joints, model_config.coords) and not mapping:
-    return None
-  where = (f'the model reads {model_config.num_joints} joints x {model_config.coords} channels per frame but '
-           f'{data_config.name} gives {joints} x {coords}')
-  if coords != model_config.coords or data_config.representation != 'joint':
-    raise TrainingError(f'{where}; only joint coordinates with the same number of channels can be mapped between '
-                        'joint layouts')
-  target = _model_joint_layout(model_config)
-  if target is None:
-    raise TrainingError(f'{where}; the model\'s joint layout ({model_config.layout} family) is not a named one, so '
-                        'its clips cannot be mapped')
-  source = data_lib.stored_layout(data_config)
-  try:
-    layouts.mapping_matrix(source, target, mapping or None)
-  except ValueError as e:
-    raise TrainingError(f'config.few_shot.mapping: {e}') from None
-  partition = np.asarray(layouts.NUCLA_PARTITION_ORDER)
-  to_stored = np.argsort(partition) if data_config.layout == 'nucla' else None
-  to_model = partition if model_config.layout == 'nucla' else None
-
-  def clip_map(clips: np.ndarray) -> np.ndarray:
-    stored = clips if to_stored is None else clips[..., to_stored, :]
-    mapped = layouts.convert(stored, source, target, mapping=mapping or None)
-    return mapped if to_model is None else mapped[..., to_model, :]
-
-  return clip_map
+  return probe_lib.evaluate_probe(run.config, run.model_config, run.mesh, t1_params, run.writer, run.workdir,
+                                  started)
 
 
 def few_shot(run: trainer.Run) -> dict[str, Any]:
-  """Few-shot accuracy of frozen embeddings; writes few_shot.json and a report.md section."""
-  started = time.time()
-  config, settings = run.config, run.config.few_shot
-  protocol = sources.one_shot_protocol(config.data) if settings.protocol == 'ntu120_one_shot' else None
-  data_config = config.data
-  if protocol is not None:
-    # The protocol reads every clip of every class in both stored splits.
-    data_config = data_config.copy_and_resolve_references()
-    data_config.update(class_subset='', holdout_fraction=0.0, label_fraction=1.0)
-    splits = (data_config.train_split, data_config.eval_split)
-    stored_names = {split: sources.sample_ids(data_config, split, range(len(sources.open_split(data_config, split))))
-                    for split in splits}
-    few_shot_lib.check_exemplars(stored_names[splits[0]] + stored_names[splits[1]], protocol)
-  source = config.init_from or str(run.workdir.path)
+  """Few-shot accuracy of frozen embeddings of --config.init_from (or of this run's model); writes few_shot.json
+  and a report.md section."""
   try:
-    loaded = model_sources.load(source, (checkpoint_io.CLASSIFIER, checkpoint_io.PRETRAINED),
-                                any_pretraining_head=True)
-  except (FileNotFoundError, checkpoint_io.ModelDirError) as e:
-    raise TrainingError(f'few_shot needs a model: {e}; pass --config.init_from=<model dir | work dir | hf:folder> '
-                        'or train this work dir first') from None
-  clip_map = _clip_map(data_config, loaded.config, settings.get('mapping', ''))
-  if loaded.kind == checkpoint_io.CLASSIFIER:
-    extractor = evaluators.EmbeddingExtractor(loaded.config, data_config, config.eval.batch_size, run.mesh,
-                                              settings.embedding, clip_map)
-    params = loaded.params
-  elif settings.embedding in ('pooled', 't1_features'):
-    extractor = evaluators.FeatureExtractor(loaded.config, data_config, config.eval.batch_size, run.mesh, clip_map)
-    params = loaded.params['t1']
-  else:
-    raise TrainingError(f'{loaded.location} is a pretrained model (T1 only): config.few_shot.embedding must be '
-                        f"'pooled' (or 't1_features'), not {settings.embedding!r}")
-  params = partitioning.replicate(params, run.mesh)
-  support = extractor.run(params, data_config.train_split)
-  queries = extractor.run(params, data_config.eval_split)
-  results: dict[str, Any] = {'model': loaded.location, 'model_kind': loaded.kind, 'dataset': data_config.name,
-                             'embedding': settings.embedding, 'protocol': settings.protocol,
-                             'joint_mapping': ('none' if clip_map is None else settings.get('mapping', '')
-                                               or 'anatomical')}
-  if protocol is not None:
-    # The protocol draws on the whole dataset: clips of both splits, the exemplars wherever they are.
-    names = ([stored_names[splits[0]][i] for i in support['index']]
-             + [stored_names[splits[1]][i] for i in queries['index']])
-    embeddings = np.concatenate([support['features'], queries['features']])
-    labels = np.concatenate([support['label'], queries['label']])
-    shots = few_shot_lib.evaluate_one_shot_protocol(embeddings, labels, names, protocol)
-    results.update(num_queries=shots['1']['num_queries'], num_classes=shots['1']['num_classes'], shots=shots)
-  else:
-    shots = few_shot_lib.evaluate(support['features'], support['label'], queries['features'], queries['label'],
-                                  shots=settings.shots, runs=settings.runs, seed=settings.seed,
-                                  replace=settings.replace, procedure=settings.procedure)
-    results.update(procedure=settings.procedure, support_split=data_config.train_split,
-                   query_split=data_config.eval_split, runs=settings.runs,
-                   seed=(few_shot_lib.ORIGINAL_SEED if settings.procedure == 'original_transfer_ucla'
-                         else settings.seed),
-                   num_support=int(len(support['label'])), num_queries=int(len(queries['label'])),
-                   num_classes=int(len(set(support['label'].tolist()))), shots=shots)
-  results['seconds'] = round(time.time() - started, 2)
-  run.writer.write('few_shot', 0, {f'{k}_shot': v['mean'] for k, v in shots.items()}, split=data_config.eval_split)
-  if jax.process_index() == 0:
-    run.workdir.few_shot_file.write_text(json.dumps(results, indent=2) + '\n')
-    report.replace_section(run.workdir.report_file, 'Few-shot', few_shot_lib.markdown_section(results))
-  return results
+    return few_shot_evaluation.evaluate_few_shot(run.config, run.mesh, run.config.init_from or str(run.workdir.path),
+                                                 run.writer, run.workdir)
+  except few_shot_evaluation.FewShotSetupError as e:
+    raise TrainingError(str(e)) from None
 
 
 def prepare_workdir(config: ml_collections.ConfigDict) -> workdir_lib.Workdir:
