@@ -1,5 +1,6 @@
-"""The whole trainer as two processes on loopback (one CPU device each, gloo collectives), killed in the middle of
-fine-tuning and resumed, gives the metrics and parameters of one uninterrupted process with the same global batch."""
+"""The whole trainer as two processes on loopback with two fake CPU devices each (one four-device mesh: several
+devices per process and several processes at once, gloo collectives), killed in the middle of fine-tuning and
+resumed, gives the metrics and parameters of one uninterrupted single-device process with the same global batch."""
 
 import json
 import os
@@ -33,16 +34,24 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+DEVICES_PER_PROCESS = 2
+GLOBAL_BATCH = 4  # one example per device of the pair's mesh
+
+
 def _start(data_dir, workdir, process_id: int | None = None, port: int = 0, *overrides) -> subprocess.Popen:
   command = [sys.executable, '-m', 'cascadeformer_jax.main', '--config=configs/smoke.py:synthetic_actions,1.1',
              f'--config.data.data_dir={data_dir}', '--config.data.tfds_config=tiny', f'--config.workdir={workdir}',
              '--config.finetune.epochs=2', '--config.checkpoint.every_steps=4', '--config.tensorboard=False',
-             '--config.matmul_precision=highest', '--config.compilation_cache_dir=off', *overrides]
+             '--config.matmul_precision=highest', '--config.compilation_cache_dir=off',
+             *(f'--config.{stage}.batch_size={GLOBAL_BATCH}' for stage in ('pretrain', 'finetune', 'eval')),
+             *overrides]
+  devices = 1
   if process_id is not None:
     command += [f'--config.distributed.coordinator_address=127.0.0.1:{port}', '--config.distributed.num_processes=2',
                 f'--config.distributed.process_id={process_id}']
+    devices = DEVICES_PER_PROCESS
   env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='1',
-             XLA_FLAGS='--xla_force_host_platform_device_count=1')
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
   return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -94,7 +103,7 @@ def test_two_processes_with_kill_and_resume_match_one_process(synthetic_data_dir
   assert '[finetune] resuming from step' in resumed[0]
   # One report per job: only process 0 prints the result.
   assert 'test accuracy' in resumed[0] and 'test accuracy' not in resumed[1]
-  assert 'devices: 2 x cpu (cpu), 2 process(es), 1 local' in resumed[0]
+  assert f'devices: 4 x cpu (cpu), 2 process(es), {DEVICES_PER_PROCESS} local' in resumed[0]
   assert 'input_wait ' in resumed[0]  # On the progress line.
   _finish([reference])
   assert list((single / 'profile').rglob('*.xplane.pb'))
@@ -116,7 +125,7 @@ def test_two_processes_with_kill_and_resume_match_one_process(synthetic_data_dir
   want, got = _last_record_per_step(single), _last_record_per_step(pair)
   assert want.keys() == got.keys()
   finetune_steps = sorted(step for stage, step in want if stage == 'finetune')
-  assert finetune_steps == list(range(1, len(finetune_steps) + 1)) and len(finetune_steps) > 8
+  assert finetune_steps == list(range(1, len(finetune_steps) + 1)) and len(finetune_steps) > 8 + 1
   assert {stage for stage, _ in want} == {'pretrain', 'finetune', 'test'}
   for key, record in want.items():
     for name, value in record.items():
@@ -131,4 +140,5 @@ def test_two_processes_with_kill_and_resume_match_one_process(synthetic_data_dir
   np.testing.assert_allclose(results['pair']['loss'], results['single']['loss'], rtol=1e-5)
   assert results['pair']['matmul_precision'] == 'highest'
   assert results['pair']['devices']['process_count'] == 2
+  assert results['pair']['devices']['device_count'] == 4 and results['single']['devices']['device_count'] == 1
   assert json.loads((pair / 'config.json').read_text())['matmul_precision'] == 'highest'
