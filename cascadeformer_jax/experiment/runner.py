@@ -320,7 +320,7 @@ def _stage_started(workdir: workdir_lib.Workdir, stage: str) -> bool:
 
 def _stored_recipe(workdir: workdir_lib.Workdir, stage: str) -> dict[str, Any] | None:
   stored = trainer.stored_stage_recipe(workdir, stage)
-  if stored is None and workdir.config_file.is_file():  # Written before recipes were stored: use its config.
+  if stored is None and workdir.config_file.is_file():  # A work directory without recipe files: its config's recipe.
     stored = recipe_lib.stage_recipe(ml_collections.ConfigDict(json.loads(workdir.config_file.read_text())), stage)
   return stored
 
