@@ -1,6 +1,6 @@
 """The stage loop: initialisation, resumption, jitted steps, periodic evaluation, checkpoints and the final model.
 
-A stage (pretraining or fine-tuning) writes into ``<workdir>/<stage>/`` (cascadeformer_jax/workdir.py):
+A stage (pretraining or fine-tuning) writes into ``<workdir>/<stage>/`` (cascadeformer_jax/run/workdir.py):
 ``checkpoints/`` (Orbax, with the data-iterator state), ``best/`` (when model selection is on) and ``final/``.
 Rerunning a stage resumes from its latest checkpoint; a finished stage returns its final parameters.
 """
@@ -247,8 +247,8 @@ class StageRunner:
     progress = reporting.Progress(self.stage, cadence.total_steps, stage_config.batch_size, start_step=start_step,
                                   enabled=run.config.progress)
     try:
-      with profiled_steps(profile, run.workdir.path / 'profile', progress.message, self.stage) as hooks, \
-          interrupts.stop_requests() as stop:
+      with (profiled_steps(profile, run.workdir.path / 'profile', progress.message, self.stage) as hooks,
+            interrupts.stop_requests() as stop):
         state = self._train_steps(state, start_step, best, step_fn=step_fn, rng=rng, batches=batches,
                                   checkpointer=checkpointer, cadence=cadence, recipe=recipe, progress=progress,
                                   hooks=hooks, stop=stop)

@@ -41,7 +41,8 @@ def run_stage(module, make_step, stage, mesh, local_batch):
   step = jax.jit(make_step(module, optimizer, schedule, stage), donate_argnums=(0,),
                  in_shardings=(replicated, partitioning.batch_sharded(mesh), replicated),
                  out_shardings=(replicated, replicated))
-  batches = prefetch.DevicePrefetcher(iter([local_batch] * 3), lambda batch: partitioning.global_batch(batch, mesh), size=2)
+  batches = prefetch.DevicePrefetcher(iter([local_batch] * 3), lambda batch: partitioning.global_batch(batch, mesh),
+                                      size=2)
   for batch in batches:
     state, _ = step(state, batch, jax.random.key(2))
   batches.close()
