@@ -163,7 +163,7 @@ class JaxStep:
 
 @contextlib.contextmanager
 def flax_dropout():
-  """Builds models with ``flax.linen.Dropout`` (the code before the dropout optimisation) while active."""
+  """Builds models with ``flax.linen.Dropout`` instead of the package's dropout while active."""
   saved = layers_lib.Dropout, cascadeformer_lib.Dropout
   layers_lib.Dropout = cascadeformer_lib.Dropout = nn.Dropout
   try:

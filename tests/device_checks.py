@@ -77,11 +77,10 @@ def placement() -> None:
 
   # The prefetcher hands out global batches sharded over the mesh, in order.
   batches = iter([{'x': np.full((4, 2), i, np.float32), 'valid': np.ones(4, bool)} for i in range(5)])
-  with prefetch.DevicePrefetcher(batches, prefetch.global_batch_placer(mesh, host_keys=('valid',))) as it:
+  with prefetch.DevicePrefetcher(batches, lambda batch: partitioning.global_batch(batch, mesh)) as it:
     got = list(it)
   assert [int(b['x'][0, 0]) for b in got] == list(range(5))
-  assert got[0]['x'].sharding == partitioning.batch_sharded(mesh)
-  assert isinstance(got[0]['valid'], np.ndarray)
+  assert got[0]['x'].sharding == got[0]['valid'].sharding == partitioning.batch_sharded(mesh)
 
 
 def save(directory: str) -> None:
@@ -95,7 +94,7 @@ def save(directory: str) -> None:
 def restore(directory: str) -> None:
   mesh = partitioning.make_mesh()
   expected = _host_state()
-  target = partitioning.abstract_tree(expected, partitioning.replicated(mesh))
+  target = checkpointing.abstract_like(partitioning.replicate(expected, mesh))  # as the trainer restores
   checkpointer = checkpointing.StageCheckpointer(pathlib.Path(directory))
   state, data_state, meta = checkpointer.restore(target, MODEL, 'finetune')
   checkpointer.close()

@@ -89,10 +89,8 @@ def test_explicit_flags_win_over_environment(fake_distributed, monkeypatch):
     partitioning.maybe_initialize_distributed('127.0.0.1:99', 2, 5)
 
 
-def test_batch_check_on_one_device_and_abstract_tree():
+def test_batch_check_on_one_device():
   mesh = partitioning.make_mesh()
   partitioning.check_batch_size(3, mesh)
   with pytest.raises(ValueError, match='num_devices=2 but this job has 1 devices'):
     partitioning.make_mesh(2)
-  abstract = partitioning.abstract_tree({'w': jax.numpy.zeros((2, 3))}, partitioning.replicated(mesh))
-  assert abstract['w'].shape == (2, 3) and abstract['w'].sharding == partitioning.replicated(mesh)

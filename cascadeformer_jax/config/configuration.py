@@ -13,11 +13,13 @@ import ml_collections
 from cascadeformer_jax.models import presets
 from cascadeformer_jax.models.config import ModelConfig
 from cascadeformer_jax.models.pretraining import model_config_for_objective
+from cascadeformer_jax.run import modes
 
 
 # What a run does (cascadeformer_jax/experiment/runner.py): 'train' (pretrain + finetune + test), 'pretrain', 'finetune',
 # 'eval' (test evaluation of a trained classifier), 'probe' (linear probe and kNN of a frozen T1) or 'few_shot'.
-MODES = ('train', 'pretrain', 'finetune', 'eval', 'probe', 'few_shot')
+# Each mode's stages and evaluation: cascadeformer_jax/run/modes.py.
+MODES = modes.MODES
 
 
 def pretrain_objective_defaults() -> dict[str, Any]:

@@ -315,11 +315,6 @@ def nucla_view_matrices(angles_x_deg, angles_y_deg, scales) -> np.ndarray:
                    sy * scale, cy * -(scale * sx), cy * (scale * cx)], axis=-1).reshape(-1, 3, 3)
 
 
-def nucla_view_matrix(angle_x_deg: float, angle_y_deg: float, scale: float) -> np.ndarray:
-  """`nucla_view_matrices` of one view: (3, 3)."""
-  return nucla_view_matrices([angle_x_deg], [angle_y_deg], [scale])[0]
-
-
 @functools.lru_cache(maxsize=8)
 def _nucla_view_table(max_degrees: int) -> np.ndarray:
   """(2·max + 1, 2·max + 1, 3, 3) `nucla_view_matrices` with scale 1 of every integer angle pair (a, b)."""

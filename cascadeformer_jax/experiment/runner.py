@@ -28,6 +28,7 @@ from cascadeformer_jax.config import configuration
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.checkpoints import model_sources
 from cascadeformer_jax.run import io_checks
+from cascadeformer_jax.run import modes
 from cascadeformer_jax import objectives
 from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.run import recipe as recipe_lib
@@ -48,7 +49,6 @@ from cascadeformer_jax.train import trainer
 MODES = configuration.MODES
 FEW_SHOT_PROTOCOLS = ('', 'ntu120_one_shot')
 TrainingError = trainer.TrainingError
-TRAINING_MODES = ('train', 'pretrain', 'finetune')
 
 
 class RecipeMismatchError(ValueError):
@@ -186,7 +186,7 @@ def prepare_workdir(config: ml_collections.ConfigDict) -> workdir_lib.Workdir:
   workdir = workdir_lib.Workdir(config.workdir)
   if jax.process_index() == 0:
     workdir.path.mkdir(parents=True, exist_ok=True)
-    if config.mode in TRAINING_MODES or not workdir.config_file.exists():
+    if config.mode in modes.TRAINING_MODES or not workdir.config_file.exists():
       workdir.config_file.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('prepare_workdir')
@@ -195,14 +195,10 @@ def prepare_workdir(config: ml_collections.ConfigDict) -> workdir_lib.Workdir:
 
 def stages_used(config: ml_collections.ConfigDict) -> tuple[str, ...]:
   """The stages whose results this run trains or builds on (evaluation and probe modes train nothing)."""
-  if config.mode == 'train':
-    return workdir_lib.STAGES
-  if config.mode == 'pretrain':
-    return (workdir_lib.PRETRAIN,)
-  if config.mode == 'finetune':
-    builds_on_pretraining = config.finetune.t1_init == 'pretrained' and not config.init_from
-    return ((workdir_lib.PRETRAIN,) if builds_on_pretraining else ()) + (workdir_lib.FINETUNE,)
-  return ()
+  trains = modes.MODE_TABLE[config.mode].trains
+  builds_on_pretraining = (workdir_lib.FINETUNE in trains and workdir_lib.PRETRAIN not in trains
+                           and config.finetune.t1_init == 'pretrained' and not config.init_from)
+  return ((workdir_lib.PRETRAIN,) if builds_on_pretraining else ()) + trains
 
 
 def _stage_started(workdir: workdir_lib.Workdir, stage: str) -> bool:
@@ -214,7 +210,7 @@ def _stage_started(workdir: workdir_lib.Workdir, stage: str) -> bool:
 
 def _stored_recipe(workdir: workdir_lib.Workdir, stage: str) -> dict[str, Any] | None:
   stored = trainer.stored_stage_recipe(workdir, stage)
-  if stored is None and workdir.config_file.is_file():  # Written before recipes were stored: use its config.
+  if stored is None and workdir.config_file.is_file():  # A work directory without recipe files: its config's recipe.
     stored = recipe_lib.stage_recipe(ml_collections.ConfigDict(json.loads(workdir.config_file.read_text())), stage)
   return stored
 
@@ -252,13 +248,11 @@ def restart(workdir: workdir_lib.Workdir) -> None:
 
 def completed_summary(config: ml_collections.ConfigDict, workdir: workdir_lib.Workdir) -> dict[str, Any] | None:
   """The stored summary if this training run is already complete in ``workdir`` (same recipe), else None."""
-  if config.mode not in TRAINING_MODES:
-    return None
-  stages = (workdir_lib.PRETRAIN,) if config.mode == 'pretrain' else (workdir_lib.FINETUNE,)
-  if not all(checkpoint_io.is_model_dir(workdir.final_dir(stage)) for stage in stages):
+  mode = modes.MODE_TABLE[config.mode]
+  if not mode.trains or not checkpoint_io.is_model_dir(workdir.final_dir(mode.trains[-1])):
     return None
   summary: dict[str, Any] = {'workdir': str(workdir.path), 'complete': True, 'seconds': 0.0}
-  if config.mode == 'pretrain':
+  if mode.evaluation is None:
     return summary
   if not workdir.results_file.is_file():
     return None
@@ -306,16 +300,16 @@ def _run_modes(config: ml_collections.ConfigDict, model_config: ModelConfig) -> 
   runtime.print_banner({'mesh': f'{mesh.devices.size} devices',
                         'matmul_precision': config.get('matmul_precision', 'default'),
                         'prng': config.get('prng_impl', 'threefry2x32')})
-  trained = {'train': workdir_lib.STAGES, 'pretrain': (trainer.PRETRAIN,), 'finetune': (trainer.FINETUNE,)}
-  for stage in trained.get(config.mode, ()):
+  mode = modes.MODE_TABLE[config.mode]
+  for stage in mode.trains:
     partitioning.check_batch_size(config[stage].batch_size, mesh, f'config.{stage}.batch_size')
   partitioning.check_batch_size(config.eval.batch_size, mesh, 'config.eval.batch_size')
   sources.ensure_built(config.data)
   workdir = prepare_workdir(config)
   profile = runtime.parse_profile_steps(config.get('profile_steps', ''))
-  if profile is not None and config.mode in ('train', 'pretrain', 'finetune'):
+  if profile is not None and mode.trains:
     stage = trainer.profiled_stage(config)
-    if config.mode != 'train' and stage != config.mode:
+    if stage not in mode.trains:
       raise ValueError(f'config.profile_steps={config.profile_steps!r} names the {stage} stage, which '
                        f'--config.mode={config.mode} does not train')
     # A range outside the stage is an error now, not after hours of training.
@@ -326,21 +320,18 @@ def _run_modes(config: ml_collections.ConfigDict, model_config: ModelConfig) -> 
   started = time.time()
   try:
     pretrained = None
-    if config.mode in ('train', 'pretrain'):
+    if trainer.PRETRAIN in mode.trains:
       pretrained = trainer.run_pretrain(context, _stage_evaluator(context, trainer.PRETRAIN))
-    if config.mode in ('train', 'finetune'):
+    if trainer.FINETUNE in mode.trains:
       t1_params = None
       if config.finetune.t1_init != 'scratch' and not checkpoint_io.is_model_dir(
           workdir.final_dir(trainer.FINETUNE)):
         t1_params = (pretrained['t1'] if pretrained is not None else _pretrained_t1(
             context, 'fine-tuning', ', or set --config.finetune.t1_init=scratch'))
       trainer.run_finetune(context, t1_params, _stage_evaluator(context, trainer.FINETUNE))
-    if config.mode in ('train', 'finetune', 'eval'):
-      summary['test'] = final_evaluation(context)
-    if config.mode == 'probe':
-      summary['probe'] = probe(context)
-    if config.mode == 'few_shot':
-      summary['few_shot'] = few_shot(context)
+    evaluations = {modes.TEST: final_evaluation, modes.PROBE: probe, modes.FEW_SHOT: few_shot}
+    if mode.evaluation is not None:
+      summary[mode.evaluation] = evaluations[mode.evaluation](context)
   finally:
     writer.close()
   if jax.process_index() == 0:

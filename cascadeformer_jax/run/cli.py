@@ -19,6 +19,9 @@ from typing import Any, Callable, Sequence
 
 from absl import app
 from absl import flags
+from ml_collections import config_flags
+# is_config_flag is public but not re-exported by the package.
+from ml_collections.config_flags import config_flags as config_flag_types
 
 from cascadeformer_jax.run import io_checks
 from cascadeformer_jax.run import interrupts
@@ -62,7 +65,7 @@ def _config_file_problem(name: str, flag: Any) -> str | None:
       value.get('mode')  # A config file that failed to load raises on first use.
     return None
   except Exception as e:  # pylint: disable=broad-exception-caught
-    filename = getattr(flag, '_config_filename', None) or ''
+    filename = _config_filename(flag)
     path = filename if os.path.exists(filename) else filename.split(':', 1)[0]
     if path and not os.path.isfile(path):
       return f'--{name}: config file {path} does not exist'
@@ -133,9 +136,18 @@ def parse_flags(argv: list[str]) -> list[str]:
   return remaining
 
 
+def _config_filename(flag: Any) -> str:
+  """The config file argument of a config flag ('' if none was parsed)."""
+  try:
+    return config_flags.get_config_filename(flag) or ''
+  except config_flag_types.UnparsedFlagError:
+    return ''
+
+
 def _config_flags() -> list[tuple[str, Any]]:
-  return [(name, flag) for name, flag in flags.FLAGS._flags().items()  # pylint: disable=protected-access
-          if type(flag).__name__ == '_ConfigFlag' and name == getattr(flag, 'name', name)]
+  """The config flags defined, each under its own name (not its short name)."""
+  return [(name, flags.FLAGS[name]) for name in flags.FLAGS
+          if config_flag_types.is_config_flag(flags.FLAGS[name]) and name == flags.FLAGS[name].name]
 
 
 def _fail(message: str, code: int, hint: str = '') -> None:

@@ -189,8 +189,3 @@ def host_copy(tree: Any) -> Any:
 
   return jax.tree.map(fetch, tree)
 
-
-def abstract_tree(tree: Any, sharding: jax.sharding.Sharding) -> Any:
-  """ShapeDtypeStructs of ``tree``'s leaves on ``sharding``: a restore target that puts a checkpoint onto this
-  mesh, whatever devices wrote it."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree)

@@ -11,11 +11,6 @@ import threading
 import time
 from typing import Any
 
-import jax
-import numpy as np
-
-from cascadeformer_jax.run import partitioning
-
 _END = object()
 
 
@@ -135,16 +130,3 @@ class DevicePrefetcher(Iterator[Any]):
   def __exit__(self, *exc) -> None:
     self.close()
 
-
-def global_batch_placer(mesh: jax.sharding.Mesh, keys: tuple[str, ...] | None = None,
-                        host_keys: tuple[str, ...] = ()) -> Callable[[dict[str, np.ndarray]], dict[str, Any]]:
-  """A ``place`` function for `DevicePrefetcher`: the batch's ``keys`` (default all) as global arrays sharded
-  on the mesh's 'data' axis, plus the ``host_keys`` as they are (process-local NumPy)."""
-
-  def place(batch: dict[str, np.ndarray]) -> dict[str, Any]:
-    chosen = {k: v for k, v in batch.items() if (keys is None or k in keys) and k not in host_keys}
-    placed = partitioning.global_batch(chosen, mesh)
-    placed.update({k: batch[k] for k in host_keys if k in batch})
-    return placed
-
-  return place

@@ -1,14 +1,16 @@
 """The stage loop: initialisation, resumption, jitted steps, periodic evaluation, checkpoints and the final model.
 
-A stage (pretraining or fine-tuning) writes into ``<workdir>/<stage>/`` (cascadeformer_jax/workdir.py):
+A stage (pretraining or fine-tuning) writes into ``<workdir>/<stage>/`` (cascadeformer_jax/run/workdir.py):
 ``checkpoints/`` (Orbax, with the data-iterator state), ``best/`` (when model selection is on) and ``final/``.
 Rerunning a stage resumes from its latest checkpoint; a finished stage returns its final parameters.
 """
 
+import contextlib
 import dataclasses
 import json
+import pathlib
 import signal
-from typing import Any, Protocol
+from typing import Any, Callable, Iterator, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +19,7 @@ import ml_collections
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.run import interrupts
+from cascadeformer_jax.run import modes
 from cascadeformer_jax import objectives
 from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.train import prefetch
@@ -80,7 +83,7 @@ def profiled_stage(config: ml_collections.ConfigDict) -> str:
   profile = runtime.parse_profile_steps(config.get('profile_steps', ''))
   if profile is not None and profile.stage:
     return profile.stage
-  return PRETRAIN if config.mode in ('train', 'pretrain') else FINETUNE
+  return modes.MODE_TABLE[config.mode].trains[0]
 
 
 def stage_data_config(config: ml_collections.ConfigDict, stage: str) -> ml_collections.ConfigDict:
@@ -108,6 +111,96 @@ def init_params(module, model_config: ModelConfig, rng: jax.Array, mesh: jax.sha
                                out_shardings=partitioning.replicated(mesh))
 
 
+@dataclasses.dataclass(frozen=True)
+class Cadence:
+  """When the stage loop logs, evaluates and saves; each question is asked about the step just completed."""
+
+  steps_per_epoch: int
+  total_steps: int
+  log_every_steps: int
+  eval_every_epochs: int
+  checkpoint_every_steps: int
+  checkpoint_every_epochs: int
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, epochs: int, steps_per_epoch: int) -> 'Cadence':
+    return cls(steps_per_epoch=steps_per_epoch, total_steps=epochs * steps_per_epoch,
+               log_every_steps=max(int(config.log_every_steps), 1),
+               eval_every_epochs=int(config.eval.every_epochs),
+               checkpoint_every_steps=int(config.checkpoint.every_steps),
+               checkpoint_every_epochs=int(config.checkpoint.get('every_epochs', 1)))
+
+  def epoch(self, step: int) -> int:
+    """The epochs completed at the end of ``step``."""
+    return step // self.steps_per_epoch
+
+  def ends_epoch(self, step: int) -> bool:
+    return step % self.steps_per_epoch == 0
+
+  def is_last(self, step: int) -> bool:
+    return step == self.total_steps
+
+  def time_to_log(self, step: int, unlogged: int, stopping: bool) -> bool:
+    """``unlogged``: steps whose metrics are still on the device, this one included."""
+    return unlogged >= self.log_every_steps or self.ends_epoch(step) or self.is_last(step) or stopping
+
+  def time_to_evaluate(self, step: int) -> bool:
+    """At the end of every ``eval_every_epochs``-th epoch and of the stage (never when it is 0)."""
+    return (self.ends_epoch(step) and self.eval_every_epochs > 0
+            and (itstime(self.epoch(step), self.eval_every_epochs) or self.is_last(step)))
+
+  def time_to_checkpoint(self, step: int) -> bool:
+    """Every ``checkpoint_every_steps`` steps, at the end of every ``checkpoint_every_epochs``-th epoch and at the
+    end of the stage."""
+    return (itstime(step, self.checkpoint_every_steps)
+            or (self.ends_epoch(step) and itstime(self.epoch(step), self.checkpoint_every_epochs))
+            or self.is_last(step))
+
+
+def itstime(count: int, every: int) -> bool:
+  """Whether a periodic event falls on ``count`` (steps or epochs): on every multiple of ``every``; 0 means never."""
+  return every > 0 and count % every == 0
+
+
+class StepHooks(NamedTuple):
+  """What the stage loop calls with its step counter and the train state around every step."""
+
+  before_step: Callable[[int, Any], None]
+  after_step: Callable[[int, Any], None]
+
+
+@contextlib.contextmanager
+def profiled_steps(profile: runtime.ProfileRange | None, directory: pathlib.Path,
+                   report: Callable[[str], None], stage: str) -> Iterator[StepHooks]:
+  """Traces the steps of ``profile`` with jax.profiler into ``directory`` (None: traces nothing).
+
+  Tracing starts before the first step of the range and stops after its last; leaving the block early (an error,
+  an interrupt) stops a trace still running.
+  """
+  tracing = False
+
+  def before_step(step: int, state: Any) -> None:
+    nonlocal tracing
+    if profile is not None and profile.start <= step < profile.stop and not tracing:
+      jax.block_until_ready(state)
+      jax.profiler.start_trace(str(directory))
+      tracing = True
+
+  def after_step(step: int, state: Any) -> None:
+    nonlocal tracing
+    if tracing and step >= profile.stop:
+      jax.block_until_ready(state)
+      jax.profiler.stop_trace()
+      tracing = False
+      report(f'[{stage}] profile of steps {profile.start}:{profile.stop} written to {directory}')
+
+  try:
+    yield StepHooks(before_step, after_step)
+  finally:
+    if tracing:
+      jax.profiler.stop_trace()
+
+
 class StageRunner:
   """Runs one stage with periodic evaluation, checkpointing, resumption and a final export."""
 
@@ -122,16 +215,17 @@ class StageRunner:
     return self.run.workdir.final_dir(self.stage)
 
   def execute(self, params: Any) -> Any:
+    """Trains the stage from ``params``, or on from its latest checkpoint; writes the final model directory and
+    returns its parameters (host arrays)."""
     run, stage_config = self.run, self.stage_config
     data_config = stage_data_config(run.config, self.stage)
     partitioning.check_batch_size(stage_config.batch_size, run.mesh, f'config.{self.stage}.batch_size')
     train_iterator = data_lib.make_train_iterator(data_config, stage_config.batch_size)
-    steps_per_epoch = train_iterator.batches_per_epoch
-    total_steps = stage_config.epochs * steps_per_epoch
+    cadence = Cadence.from_config(run.config, stage_config.epochs, train_iterator.batches_per_epoch)
     profile = run.profile if run.profile is not None and profiled_stage(run.config) == self.stage else None
     if profile is not None:
-      profile.check_within(total_steps, self.stage)
-    optimizer, schedule = optim.make_optimizer(stage_config, steps_per_epoch, params)
+      profile.check_within(cadence.total_steps, self.stage)
+    optimizer, schedule = optim.make_optimizer(stage_config, cadence.steps_per_epoch, params)
     replicated = partitioning.replicated(run.mesh)
     state = partitioning.run_once(lambda p: steps_lib.init_state(p, optimizer), params, out_shardings=replicated)
     del params
@@ -140,112 +234,113 @@ class StageRunner:
     if jax.process_index() == 0:
       write_stage_recipe(run.workdir, self.stage, recipe)
     checkpointer = checkpointing.StageCheckpointer(run.workdir.checkpoints_dir(self.stage), run.config.checkpoint.keep)
-    self.checkpointer = checkpointer
-    best = {'metric': None, 'step': None}
-    if checkpointer.latest_step() is not None:
-      # Restored onto this run's mesh, whatever devices wrote the checkpoint.
-      state, data_state, meta = checkpointer.restore(checkpointing.abstract_like(state), run.model_config,
-                                                     self.stage)
-      train_iterator.set_state(dict(data_state, process_index=jax.process_index()))
-      best = meta.get('best', best)
-      # The steps after the checkpoint are done again: their earlier records would appear twice.
-      resumed_step = int(partitioning.host_copy(state['step']))
-      run.writer.forget_after((self.stage, f'{self.stage}_eval'), resumed_step)
-      if jax.process_index() == 0:
-        print(f'[{self.stage}] resuming from step {int(partitioning.host_copy(state["step"]))} '
-              f'({checkpointer.directory})', flush=True)
+    state, best = self._restore(checkpointer, state, train_iterator)
 
     step_fn = jax.jit(self.step_fn(optimizer, schedule),
                       in_shardings=(replicated, partitioning.batch_sharded(run.mesh), replicated),
                       out_shardings=(replicated, replicated), donate_argnums=(0,))
     rng = partitioning.replicate(stage_rng(run.config, self.stage), run.mesh)
-    step = int(partitioning.host_copy(state['step']))
+    start_step = int(partitioning.host_copy(state['step']))
     batches = prefetch.DevicePrefetcher(
         train_iterator, lambda batch: partitioning.global_batch(predictions.model_inputs(batch), run.mesh),
         size=int(data_config.get('device_prefetch', 2)))
-    self.wait_meter = batches.meter
-    tracing = False
-    progress = reporting.Progress(self.stage, total_steps, stage_config.batch_size, start_step=step,
+    progress = reporting.Progress(self.stage, cadence.total_steps, stage_config.batch_size, start_step=start_step,
                                   enabled=run.config.progress)
-    log_every = max(int(run.config.log_every_steps), 1)
-    pending: list[tuple[int, Any]] = []
-    checkpoint_every = int(run.config.checkpoint.every_steps)
-    checkpoint_every_epochs = int(run.config.checkpoint.get('every_epochs', 1))
-    eval_every = int(run.config.eval.every_epochs)
-    saved_step = step if checkpointer.latest_step() is not None else None
-
-    def save_checkpoint():
-      nonlocal saved_step
-      # The input state after the last batch the steps consumed (not after the prefetched ones).
-      checkpointer.save(step, state, batches.get_state(),
-                        {'stage': self.stage, 'model': run.model_config.to_dict(), 'step': step,
-                         'epoch': step // steps_per_epoch, 'best': best, 'recipe': recipe})
-      saved_step = step
-
     try:
-      with interrupts.stop_requests() as stop:
-        while step < total_steps:
-          if profile is not None and profile.start <= step < profile.stop and not tracing:
-            jax.block_until_ready(state)
-            jax.profiler.start_trace(str(run.workdir.path / 'profile'))
-            tracing = True
-          batch = next(batches)
-          state, step_metrics = step_fn(state, batch, rng)
-          step += 1
-          if tracing and step >= profile.stop:
-            jax.block_until_ready(state)
-            jax.profiler.stop_trace()
-            tracing = False
-            progress.message(f'[{self.stage}] profile of steps {profile.start}:{profile.stop} written to '
-                             f'{run.workdir.path / "profile"}')
-          pending.append((step, step_metrics))
-          epoch_end = step % steps_per_epoch == 0
-          if len(pending) >= log_every or epoch_end or step == total_steps or stop.signal is not None:
-            self._flush_metrics(pending, progress, steps_per_epoch)
-            pending = []
-          paused = False
-          if epoch_end and eval_every and ((step // steps_per_epoch) % eval_every == 0 or step == total_steps):
-            best = self._evaluate(state, step, steps_per_epoch, best, progress)
-            paused = True
-          epoch_checkpoint = (epoch_end and checkpoint_every_epochs > 0
-                              and (step // steps_per_epoch) % checkpoint_every_epochs == 0)
-          if (checkpoint_every and step % checkpoint_every == 0) or epoch_checkpoint or step == total_steps:
-            save_checkpoint()
-            paused = True
-          if paused:  # Evaluation and checkpoints are not input waits: the next interval starts after them.
-            batches.meter.restart()
-          checkpointer.poll()
-          if stop.signal is not None and step < total_steps:
-            if saved_step != step:
-              save_checkpoint()
-            checkpointer.wait()
-            raise interrupts.Interrupted(
-                f'{signal.Signals(stop.signal).name}: stopped at step {step} of {total_steps} ({self.stage}); '
-                f'checkpoint saved in {checkpointer.directory}. Rerun the same command to resume.', stop.signal)
-        checkpointer.wait()
+      with (profiled_steps(profile, run.workdir.path / 'profile', progress.message, self.stage) as hooks,
+            interrupts.stop_requests() as stop):
+        state = self._train_steps(state, start_step, best, step_fn=step_fn, rng=rng, batches=batches,
+                                  checkpointer=checkpointer, cadence=cadence, recipe=recipe, progress=progress,
+                                  hooks=hooks, stop=stop)
     finally:
-      if tracing:
-        jax.profiler.stop_trace()
       progress.close()
       batches.close()
       checkpointer.close()
       train_iterator.close()
     params = partitioning.host_copy(state['params'])
     checkpoint_io.replace_model_dir(self.final_dir(), run.model_config, {self.kind: params},
-                                    {'stage': self.stage, 'workdir': str(run.workdir.path), 'steps': total_steps,
-                                     'recipe': recipe})
+                                    {'stage': self.stage, 'workdir': str(run.workdir.path),
+                                     'steps': cadence.total_steps, 'recipe': recipe})
     if stop.signal is not None:  # Asked to stop during the last step: the stage is complete, stop before the next.
       raise interrupts.Interrupted(f'{signal.Signals(stop.signal).name}: stopped after completing {self.stage} '
                                    f'({self.final_dir()}). Rerun the same command to continue.', stop.signal)
     return params
 
-  def _flush_metrics(self, pending, progress, steps_per_epoch) -> None:
+  def _restore(self, checkpointer: checkpointing.StageCheckpointer, state: Any,
+               train_iterator: data_lib.DataIterator) -> tuple[Any, dict[str, Any]]:
+    """The train state and best-model record to go on from: the latest checkpoint's if the stage has one (the
+    input iterator is moved to where it was), else ``state`` and no best model yet."""
+    best = {'metric': None, 'step': None}
+    if checkpointer.latest_step() is None:
+      return state, best
+    # Restored onto this run's mesh, whatever devices wrote the checkpoint.
+    state, data_state, meta = checkpointer.restore(checkpointing.abstract_like(state), self.run.model_config,
+                                                   self.stage)
+    train_iterator.set_state(dict(data_state, process_index=jax.process_index()))
+    # The steps after the checkpoint are done again: their earlier records would appear twice.
+    resumed_step = int(partitioning.host_copy(state['step']))
+    self.run.writer.forget_after((self.stage, f'{self.stage}_eval'), resumed_step)
+    if jax.process_index() == 0:
+      print(f'[{self.stage}] resuming from step {resumed_step} ({checkpointer.directory})', flush=True)
+    return state, meta.get('best', best)
+
+  def _train_steps(self, state: Any, step: int, best: dict[str, Any], *, step_fn, rng: jax.Array,
+                   batches: prefetch.DevicePrefetcher, checkpointer: checkpointing.StageCheckpointer,
+                   cadence: Cadence, recipe: dict[str, Any], progress: reporting.Progress, hooks: StepHooks,
+                   stop: interrupts.StopRequests) -> Any:
+    """Runs the steps from ``step`` to the end of the stage and returns the last train state.
+
+    A stop request ends the loop after the current step: its checkpoint is saved and Interrupted raised.
+    """
+    saved_step = step if checkpointer.latest_step() is not None else None
+    unlogged: list[tuple[int, Any]] = []
+    while step < cadence.total_steps:
+      hooks.before_step(step, state)
+      batch = next(batches)
+      state, step_metrics = step_fn(state, batch, rng)
+      step += 1
+      hooks.after_step(step, state)
+      unlogged.append((step, step_metrics))
+      if cadence.time_to_log(step, len(unlogged), stopping=stop.signal is not None):
+        self._flush_metrics(unlogged, progress, cadence.steps_per_epoch, checkpointer, batches.meter)
+        unlogged = []
+      paused = False
+      if cadence.time_to_evaluate(step):
+        best = self._evaluate(state, step, cadence.steps_per_epoch, best, progress)
+        paused = True
+      if cadence.time_to_checkpoint(step):
+        self._save(checkpointer, step, state, batches, best, recipe, cadence.steps_per_epoch)
+        saved_step = step
+        paused = True
+      if paused:  # Evaluation and checkpoints are not input waits: the next interval starts after them.
+        batches.meter.restart()
+      checkpointer.poll()
+      if stop.signal is not None and step < cadence.total_steps:
+        if saved_step != step:
+          self._save(checkpointer, step, state, batches, best, recipe, cadence.steps_per_epoch)
+        checkpointer.wait()
+        raise interrupts.Interrupted(
+            f'{signal.Signals(stop.signal).name}: stopped at step {step} of {cadence.total_steps} ({self.stage}); '
+            f'checkpoint saved in {checkpointer.directory}. Rerun the same command to resume.', stop.signal)
+    checkpointer.wait()
+    return state
+
+  def _save(self, checkpointer: checkpointing.StageCheckpointer, step: int, state: Any,
+            batches: prefetch.DevicePrefetcher, best: dict[str, Any], recipe: dict[str, Any],
+            steps_per_epoch: int) -> None:
+    # The input state after the last batch the steps consumed (not after the prefetched ones).
+    checkpointer.save(step, state, batches.get_state(),
+                      {'stage': self.stage, 'model': self.run.model_config.to_dict(), 'step': step,
+                       'epoch': step // steps_per_epoch, 'best': best, 'recipe': recipe})
+
+  def _flush_metrics(self, pending, progress, steps_per_epoch, checkpointer: checkpointing.StageCheckpointer,
+                     wait_meter: prefetch.InputWaitMeter) -> None:
     host = partitioning.host_copy([m for _, m in pending])
     # Fraction of the wall time since the previous report that the loop waited for input (prefetch included).
-    input_wait = self.wait_meter.interval_fraction()
+    input_wait = wait_meter.interval_fraction()
     for (step, _), values in zip(pending, host):
       if values['nonfinite']:
-        latest = self.checkpointer.latest_step()
+        latest = checkpointer.latest_step()
         if latest is None:
           saved = 'No checkpoint of this stage exists yet, so a rerun starts the stage over'
         else:

@@ -10,7 +10,6 @@ from benchmarks import common
 from benchmarks import inference
 from benchmarks import train_step
 from cascadeformer_jax.run import runtime
-from cascadeformer_jax.models import layers
 
 TINY = ['--configs=n_ucla', '--d_model=16', '--num_heads=2', '--num_layers=1', '--ffn_dim=32', '--frames=4',
         '--warmup=1', '--blocks=2']
@@ -124,16 +123,6 @@ def test_summary_and_table_formatting():
 def test_wait_for_quiet_only_records_without_a_limit():
   wait = common.wait_for_quiet(None)
   assert wait['waited_s'] < 1.0 and wait['load_at_start'] >= 0.0
-
-
-# The optimised dropout of cascadeformer_jax.models.layers must draw exactly what JAX/Flax draw.
-@pytest.mark.parametrize('impl', ['threefry2x32', 'unsafe_rbg'])
-@pytest.mark.parametrize('shape', [(5,), (3, 7), (2, 4, 16, 16)])
-def test_fast_random_bits_are_jax_random_bits(impl, shape):
-  key = jax.random.fold_in(jax.random.key(3, impl=impl), 11)
-  np.testing.assert_array_equal(layers.random_bits(key, shape), jax.random.bits(key, shape))
-  for p in (0.9, 0.8, 0.5):
-    np.testing.assert_array_equal(layers.bernoulli(key, p, shape), jax.random.bernoulli(key, p, shape))
 
 
 def test_package_dropout_draws_the_same_masks_as_flax_dropout(fast_compile, compilation_cache):

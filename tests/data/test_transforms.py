@@ -170,11 +170,11 @@ def test_person_selection_rules():
     transforms.select_person(x, 'largest')
 
 
-def test_nucla_view_matrix_is_row_vector_ry_rx_scale():
+def test_nucla_view_matrices_are_row_vector_ry_rx_scale():
   ax, ay = np.radians(30), np.radians(-20)
   rx = np.array([[1, 0, 0], [0, np.cos(ax), np.sin(ax)], [0, -np.sin(ax), np.cos(ax)]])
   ry = np.array([[np.cos(ay), 0, -np.sin(ay)], [0, 1, 0], [np.sin(ay), 0, np.cos(ay)]])
-  np.testing.assert_allclose(transforms.nucla_view_matrix(30, -20, 1.5), ry @ rx * 1.5, atol=1e-12)
+  np.testing.assert_allclose(transforms.nucla_view_matrices([30], [-20], [1.5])[0], ry @ rx * 1.5, atol=1e-12)
 
 
 def test_nucla_train_frame_indices():
@@ -196,9 +196,9 @@ def test_view_matrices_and_drops():
   views = transforms.nucla_views(u[:, :3], 60, (0.5, 1.5))
   scales = np.abs(np.linalg.det(views)) ** (1 / 3)
   assert 0.5 <= scales.min() and scales.max() <= 1.5
-  np.testing.assert_allclose(views[0], transforms.nucla_view_matrix(np.floor(u[0, 0] * 121) - 60,
-                                                                    np.floor(u[0, 1] * 121) - 60,
-                                                                    0.5 + u[0, 2]))
+  np.testing.assert_allclose(views[0], transforms.nucla_view_matrices([np.floor(u[0, 0] * 121) - 60],
+                                                                      [np.floor(u[0, 1] * 121) - 60],
+                                                                      [0.5 + u[0, 2]])[0])
   axes, joints = transforms.nucla_drops(u[:, 3:], 0.5, 64, 20, 3)
   assert abs((axes >= 0).mean() - 0.5) < 0.03 and set(axes[axes >= 0]) == {0, 1, 2}
   dropped = joints.any(axis=(1, 2))

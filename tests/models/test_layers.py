@@ -2,6 +2,7 @@
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from cascadeformer_jax.models import EncoderLayer
 from cascadeformer_jax.models import MultiHeadAttention
+from cascadeformer_jax.models import layers
 
 
 def _reference_attention(params, query, key_value, num_heads):
@@ -106,3 +108,23 @@ def test_initialisation_follows_pytorch_defaults():
   np.testing.assert_array_equal(attention['out_proj']['bias'], 0)
   np.testing.assert_array_equal(params['norm1']['scale'], 1)
   np.testing.assert_array_equal(params['norm2']['bias'], 0)
+
+
+# The hand-written Threefry dropout must draw exactly what JAX and Flax draw.
+@pytest.mark.parametrize('impl', ['threefry2x32', 'unsafe_rbg'])
+@pytest.mark.parametrize('shape', [(5,), (3, 7), (2, 4, 16, 16)])
+def test_fast_random_bits_are_jax_random_bits(impl, shape):
+  key = jax.random.fold_in(jax.random.key(3, impl=impl), 11)
+  np.testing.assert_array_equal(layers.random_bits(key, shape), jax.random.bits(key, shape))
+  for p in (0.9, 0.8, 0.5):
+    np.testing.assert_array_equal(layers.bernoulli(key, p, shape), jax.random.bernoulli(key, p, shape))
+
+
+@pytest.mark.parametrize('rate', [0.1, 0.5])
+def test_dropout_module_draws_the_masks_of_flax_dropout(rate):
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((3, 8, 16)), jnp.float32)
+  rngs = {'dropout': jax.random.key(7)}
+  ours = jax.jit(lambda v: layers.Dropout(rate).apply({}, v, deterministic=False, rngs=rngs))(x)
+  flax_ = jax.jit(lambda v: nn.Dropout(rate).apply({}, v, deterministic=False, rngs=rngs))(x)
+  assert 0 < int((ours == 0).sum()) < x.size  # some, not all, dropped
+  np.testing.assert_array_equal(ours, flax_)

@@ -44,8 +44,8 @@ def _signal_at(monkeypatch, stage: str, step: int, signal_number: int) -> None:
   """Delivers a real signal to this process right after ``step`` of ``stage`` is logged."""
   flush = trainer.StageRunner._flush_metrics  # pylint: disable=protected-access
 
-  def flush_and_signal(self, pending, progress, steps_per_epoch):
-    flush(self, pending, progress, steps_per_epoch)
+  def flush_and_signal(self, pending, *args):
+    flush(self, pending, *args)
     if self.stage == stage and any(s == step for s, _ in pending):
       os.kill(os.getpid(), signal_number)
 
