@@ -85,12 +85,13 @@ class Range:
 
   def describe(self) -> str:
     kind = 'an integer' if self.integer else 'a finite number'
+    low, high = _bound(self.low), _bound(self.high)
     if self.low is not None and self.high is not None:
-      return f'{kind} in {"(" if self.low_open else "["}{self.low:g}, {self.high:g}{")" if self.high_open else "]"}'
+      return f'{kind} in {"(" if self.low_open else "["}{low}, {high}{")" if self.high_open else "]"}'
     if self.low is not None:
-      return f'{kind} {">" if self.low_open else ">="} {self.low:g}'
+      return f'{kind} {">" if self.low_open else ">="} {low}'
     if self.high is not None:
-      return f'{kind} {"<" if self.high_open else "<="} {self.high:g}'
+      return f'{kind} {"<" if self.high_open else "<="} {high}'
     return kind
 
   def allows(self, value: Any) -> bool:
@@ -105,6 +106,13 @@ class Range:
     if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
       return False
     return True
+
+
+def _bound(value: float | None) -> str:
+  """A bound as written: whole numbers in full (2**32 - 1 as 4294967295), others shortest."""
+  if value is None:
+    return ''
+  return str(int(value)) if float(value).is_integer() else f'{value:g}'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,22 +267,26 @@ def get_field(config: Any, path: str) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class Condition:
-  """When a constraint applies, with the words an error gives for it (``{mode}``: the config's mode)."""
+  """When a constraint applies: the words an error gives for it (``{mode}``: the config's mode), and for the
+  schema's listing."""
 
   test: Callable[[Any], bool]
   reason: str
+  applies: str
 
 
 def _trains(stage: str) -> Condition:
   modes = {'pretrain': ('train', 'pretrain'), 'finetune': ('train', 'finetune'), 'probe': ('probe',)}[stage]
-  return Condition(lambda config: get_field(config, 'mode') in modes, 'the stage trains in mode {mode!r}')
+  return Condition(lambda config: get_field(config, 'mode') in modes, 'the stage trains in mode {mode!r}',
+                   f'in modes {", ".join(modes)}')
 
 
 # Folder datasets (data.layout 'generic') fill these in from the folder when the run starts.
 _READ = Condition(lambda config: (get_field(config, 'data.layout') != 'generic'
                                   or get_field(config, 'data.joint_layout') not in (ABSENT, '')),
-                  'as read from the dataset folder')
-_RESIZED = Condition(lambda config: get_field(config, 'data.layout') != 'penn', 'clips are resized to this length')
+                  'as read from the dataset folder', 'once a folder dataset has been read')
+_RESIZED = Condition(lambda config: get_field(config, 'data.layout') != 'penn', 'clips are resized to this length',
+                     'unless data.layout is penn')
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -598,7 +610,7 @@ def help_text() -> str:
   lines = ['Experiment config fields (set with --config.<field>=<value>). Scope: which trained result a field',
            "changes: 'shared' (both stages), 'pretrain', 'finetune', or 'free' (none; a rerun may change it).", '']
   for field in FIELDS:
-    condition = f' ({field.when.reason.format(mode="...")})' if field.when is not None else ''
+    condition = f' ({field.when.applies})' if field.when is not None else ''
     lines.append(f'{field.path}  [{field.scope}]  default: {describe_default(field)}')
     lines.append(f'    {field.doc}')
     lines.append(f'    allowed: {field.allowed.describe()}{condition}')
