@@ -119,7 +119,9 @@ def test_config_help_prints_the_schema_without_a_config():
   result = subprocess.run([sys.executable, '-m', 'cascadeformer_jax.main', '--config_help'], capture_output=True,
                           text=True, cwd=REPO_ROOT, env=ENV, timeout=120)
   assert result.returncode == 0, result.stderr
-  listed = [match.groups() for match in re.finditer(r'^(\S+)  \[(\w+)\]  default: ', result.stdout, re.MULTILINE)]
+  listed = [match.groups() for match in re.finditer(r'^(\S+)  \[(\w+)\]  default: ', result.stdout,
+                                                     re.MULTILINE)]
   assert listed == [(field.path, field.scope) for field in schema.FIELDS]
-  assert "pretrain.epochs  [pretrain]  default: 1\n    training epochs of the stage\n    allowed: an integer >= 1 (in " \
-         'modes train, pretrain)' in result.stdout
+  epochs = ('pretrain.epochs  [pretrain]  default: 1\n    training epochs of the stage\n'
+            '    allowed: an integer >= 1 (in modes train, pretrain)')
+  assert epochs in result.stdout

@@ -38,64 +38,14 @@ _NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0
 
 
 def default_data_config(dataset: str, variant: str | None = None) -> ml_collections.ConfigDict:
-  """Data settings with the original code's values as defaults.
+  """Data settings of a dataset, with the original code's values as defaults.
 
-  Fields common to all datasets:
-    name: one of `DATASETS`, or for a folder dataset its dataset.json name (once resolved).
-    tfds_name, tfds_config: TFDS builder and config ('' = none) passed to
-      `data_builders.load_data_source`.
-    data_dir: TFDS data directory ('' = the TFDS default).
-    train_split, eval_split: TFDS split names.
-    layout: 'penn', 'nucla', 'ntu' or 'generic' — which preprocessing family applies (synthetic_actions uses
-      'ntu', folder datasets 'generic').
-    num_classes, num_joints, num_coords: K, J, C of the stored skeletons.
-    num_frames: T fed to the model (None for Penn: native length, padded per batch).
-    max_frames: Penn only — the longest clip (663); padding length of `penn.padding='fixed'` and T of
-      `model_input_shape`.
-    augment: random training-time augmentation on/off (evaluation never augments).
-    shuffle, seed: per-epoch shuffling of the training order; seed 42 as in the original.
-    drop_remainder: drop the last incomplete global batch of each training epoch.
-    holdout_fraction: stratified fraction of the training split held out (the original discards 5 % with
-      scikit-learn's RNG, which cannot be replayed; 0 keeps all clips). Read with split='holdout'.
-    label_fraction: semi-supervised training on a class-balanced subset of the training clips (after the
-      hold-out): max(1, round(fraction·n_c)) clips of every class c; 1 keeps all.
-    class_subset: '' (every class) or 'ntu120_auxiliary' (NTU120 only: the 100 auxiliary classes of the official
-      one-shot protocol, in every split).
-    representation: input representation, one of `transforms.REPRESENTATIONS` ('joint' = original).
-    bad_values: 'error' (default: NaN/inf coordinates raise, naming the example) or 'zero' (set them to 0
-      and count them in the batch's `nonfinite_count`).
-    num_workers: grain `mp_prefetch` worker processes (0 = none; −1 = chosen from the host's CPU count, see
-      `input_parallelism`).
-    worker_buffer_size: hand-offs (of `handoff_batches` batches each) buffered per worker process.
-    num_threads, prefetch_buffer_size: grain `ReadOptions` threads that prepare batches in the background
-      (0 = in the calling thread) and the number of hand-offs (of `handoff_batches` batches each) they keep
-      ready (−1 = automatic).
-    device_prefetch: global training batches placed on the devices ahead of the step (0 = none).
-
-  Dataset-specific sub-configs:
-    ntu (NTU60, NTU120 and synthetic_actions; the same preprocessing for all): crop_interval (train crop
-      fraction range), test_crop_fraction, test_window_position (0 = start, 0.5 = centre as the original,
-      1 = end of the clip), min_crop_frames, rotation_max_rad, person_selection ('abs_sum' = original,
-      'motion_variance' = paper).
-    nucla: rotation_max_deg, scale_range, drop_prob (axis and joint drop), repeat (training clips per
-      epoch = repeat × split size), frozen_augmentation (True: the original's one fixed draw per
-      (copy, clip) reused in all epochs, quirk Q4; False: fresh draws every epoch), frozen_seed.
-    penn: normalisation ('none' = raw pixels as the original, 'image' = [−1, 1] by frame size), padding
-      ('batch_max' = longest clip of the global batch as the original, 'fixed' = `max_frames`),
-      length_buckets (padded lengths: a batch is padded to the first bucket >= its longest clip, bounding the
-      compiled shapes; () = the longest clip itself, as the original), pad_multiple (then round the padded
-      length up to a multiple), bucket_by_length, bucket_window (sort each window of this many global training
-      batches by length, so that a batch holds clips of similar lengths).
-
-  Folder datasets (`dataset='folder'`, see data_builders.skeleton_folder and `sources.resolve_folder`):
-    folder: the user's folder (dataset.json, labels.csv, clips); built on first use into `data_dir`
-      (`data_builders.skeleton_folder`, rebuilt when the folder changed). '' with `tfds_config` = the name of an
-      already built folder dataset reads that one.
-    Filled from the folder's metadata when a run starts: tfds_config and name (dataset.json's name), num_classes,
-      num_joints, num_coords, max_persons, joint_layout (layout name), joint_names, parents, centre_indices.
-    generic: the preprocessing of `generic.py`: person_selection, centre_joints (joint names; () = the
-      layout's centre), centre_mode, scale, temporal ('resample' to num_frames or 'pad' with frame lengths),
-      crop_interval, rotation_max_deg, scale_range (augmentation, training only).
+  Every field is declared, with its allowed values and description, in config/schema.py (``python -m
+  cascadeformer_jax.main --config_help`` lists them); the fields every dataset has take its defaults. Set here:
+  what the dataset is (name, TFDS builder, layout family, sizes, frames, augmentation), and the sub-config of its
+  preprocessing family: ``ntu`` (NTU60, NTU120 and synthetic_actions), ``nucla``, ``penn`` or, for a folder
+  dataset, ``generic`` (data/generic.py). A folder dataset's classes, joints, coordinates, persons and joint
+  layout are placeholders until the run reads its folder (`sources.resolve_folder`).
 
   Args:
     dataset: one of `DATASETS` or `FOLDER`.
