@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator
 
 # Recipe scopes: part of the recipe of both training stages, of one stage, or of none.
 SHARED = 'shared'
