@@ -5,33 +5,27 @@ r"""Converts a published CascadeFormer checkpoint folder into a model directory.
 
 --checkpoint_dir is a local folder or `hf:[<owner>/<repo>/]<folder>[@<revision>]`, a folder of the Hugging Face
 repository (default YusenPeng/CascadeFormerCheckpoints) downloaded through its cache. Without --config the
-architecture is that of the published model whose sizes match the weights. In Python, `convert_folder` and
-`read_published_folder` (from `cascadeformer_jax.checkpoints.convert`) are importable from here too.
+architecture is that of the published model whose sizes match the weights.
 """
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from cascadeformer_jax.checkpoints.convert import convert_folder  # pylint: disable=unused-import
+from cascadeformer_jax.checkpoints.convert import convert_folder
+# The conversion API, importable from the command module too.
 from cascadeformer_jax.checkpoints.convert import read_published_folder  # pylint: disable=unused-import
 from cascadeformer_jax.checkpoints.torch_pickle import CheckpointError  # pylint: disable=unused-import
 from cascadeformer_jax.checkpoints.torch_pickle import load_state_dict  # pylint: disable=unused-import
 from cascadeformer_jax.run import cli
 
+_CHECKPOINT_DIR = flags.DEFINE_string('checkpoint_dir', None, 'Folder with the <Prefix>_*.pt files, or hf:<folder>.',
+                                      required=True)
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where to write the model directory.', required=True)
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config (its `model` part is used).')
 
 
-def define_flags() -> dict[str, flags.FlagHolder]:
-  """The command's flags, defined only when it runs, so that importing the module for its functions defines none."""
-  return {
-      'checkpoint_dir': flags.DEFINE_string('checkpoint_dir', None,
-                                            'Folder with the <Prefix>_*.pt files, or hf:<folder>.', required=True),
-      'output_dir': flags.DEFINE_string('output_dir', None, 'Where to write the model directory.', required=True),
-      'config': config_flags.DEFINE_config_file('config', None, 'Experiment config (its `model` part is used).'),
-  }
-
-
-def main(argv, flag_values: dict[str, flags.FlagHolder]):
+def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from cascadeformer_jax.config import configuration  # pylint: disable=g-import-not-at-top
@@ -39,15 +33,14 @@ def main(argv, flag_values: dict[str, flags.FlagHolder]):
   from cascadeformer_jax.checkpoints import hub  # pylint: disable=g-import-not-at-top
 
   configuration.quiet_logs()
-  output_dir, config = flag_values['output_dir'].value, flag_values['config'].value
+  output_dir, config = _OUTPUT_DIR.value, _CONFIG.value
   io_checks.check_writable(output_dir, 'output folder')
   model_config = configuration.model_config(config) if config is not None else None
-  checkpoint_dir = hub.download_published_folder(flag_values['checkpoint_dir'].value)
+  checkpoint_dir = hub.download_published_folder(_CHECKPOINT_DIR.value)
   path = convert_folder(checkpoint_dir, output_dir, model_config)
   print(f'wrote {path}')
   return 0
 
 
 if __name__ == '__main__':
-  _FLAG_VALUES = define_flags()
-  cli.run(lambda argv: main(argv, _FLAG_VALUES))
+  cli.run(main)

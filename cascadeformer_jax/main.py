@@ -3,6 +3,7 @@ r"""Trains and evaluates CascadeFormer.
     python -m cascadeformer_jax.main --config=configs/nucla_v1_1.py
         [--config.mode=train|pretrain|finetune|eval|probe|few_shot]
         [--config.workdir=workdirs/nucla_v1_1] [--config.finetune.lr=1e-4 ...]
+    python -m cascadeformer_jax.main --config_help    # every config field: default, allowed values, scope
 
 See the README for the work directory layout and the configs for the recipes.
 """
@@ -14,6 +15,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from cascadeformer_jax.config import schema
 from cascadeformer_jax.run import cli
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
@@ -65,4 +67,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(main, config_help=schema.help_text)

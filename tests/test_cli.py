@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -111,3 +112,16 @@ def test_build_cli_errors_are_one_line(tmp_path):
   assert result.stderr.strip() == (f'error: cannot write the data dir {tmp_path / "file" / "data"}: '
                                    f'{tmp_path / "file"} is not a folder')
   assert build  # imported without side effects
+
+
+def test_config_help_prints_the_schema_without_a_config():
+  from cascadeformer_jax.config import schema  # pylint: disable=g-import-not-at-top
+  result = subprocess.run([sys.executable, '-m', 'cascadeformer_jax.main', '--config_help'], capture_output=True,
+                          text=True, cwd=REPO_ROOT, env=ENV, timeout=120)
+  assert result.returncode == 0, result.stderr
+  listed = [match.groups() for match in re.finditer(r'^(\S+)  \[(\w+)\]  default: ', result.stdout,
+                                                     re.MULTILINE)]
+  assert listed == [(field.path, field.scope) for field in schema.FIELDS]
+  epochs = ('pretrain.epochs  [pretrain]  default: 1\n    training epochs of the stage\n'
+            '    allowed: an integer >= 1 (in modes train, pretrain)')
+  assert epochs in result.stdout

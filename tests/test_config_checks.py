@@ -52,6 +52,10 @@ def _outside(constraint) -> list:
     return [(inside[1], inside[0])] + [(v, v) for v in _outside(constraint.bounds)]
   if isinstance(constraint, config_checks.Each):
     return ([] if constraint.allow_empty else [()]) + [(v,) for v in _outside(constraint.bounds)]
+  if isinstance(constraint, config_checks.Increasing):
+    return ([] if constraint.allow_empty else [()]) + [(0, 64), (64, 32), (64, 64), (1.5,)]
+  if isinstance(constraint, config_checks.Flag):
+    return [0, 'yes', None]
   low, high = constraint.low, constraint.high
   step = 1 if constraint.integer else None
   values = []

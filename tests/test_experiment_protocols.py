@@ -180,7 +180,7 @@ def test_few_shot_without_a_model(data_dir, tmp_path):
   with pytest.raises(experiment.TrainingError, match='few_shot needs a model'):
     experiment.run(config)
   config.few_shot.embedding = 'attention'
-  with pytest.raises(ValueError, match=r"config.few_shot.embedding='attention' is not one of"):
+  with pytest.raises(ValueError, match=r"config.few_shot.embedding='attention': must be one of"):
     experiment.run(config)
 
 

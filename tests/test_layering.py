@@ -2,8 +2,9 @@
 
 A part is a room of the package (a subpackage: ``run``, ``models``, ``train``, ...), one of the thin modules at its
 root (``api``, ``main``, ...), or the ``data_builders`` package as a whole. `data.layouts`, the joint table that both
-packages read, is a part of its own at the bottom. Imports inside functions count as much as those at the top of a
-file.
+packages read, and `config.schema`, the declaration of every config field that the layers above read, are parts
+of their own at the bottom and import nothing from either package. Imports inside functions count as much as those
+at the top of a file.
 """
 
 import ast
@@ -14,7 +15,7 @@ PACKAGES = ('cascadeformer_jax', 'data_builders')
 
 # Bottom to top. A part may import parts of its own layer or of lower ones.
 LAYERS = (
-    ('run', 'data.layouts'),
+    ('run', 'data.layouts', 'config.schema'),
     ('data_builders',),
     ('models', 'data'),
     ('objectives', 'checkpoints'),
@@ -25,7 +26,7 @@ LAYERS = (
     ('api', 'main', 'predict', 'ensemble', 'convert', '__init__'),
 )
 LAYER_OF = {part: level for level, parts in enumerate(LAYERS) for part in parts}
-LEAF_MODULES = ('data.layouts',)
+LEAF_MODULES = ('data.layouts', 'config.schema')
 
 
 def _part(module: str) -> str:
@@ -136,3 +137,9 @@ def test_no_import_goes_up_a_layer():
 
 def test_no_import_cycles_between_parts():
   assert part_cycles() == []
+
+
+def test_leaf_modules_import_nothing_from_the_packages():
+  for leaf in LEAF_MODULES:
+    path = REPO / 'cascadeformer_jax' / (leaf.replace('.', '/') + '.py')
+    assert _imports(path) == set(), leaf

@@ -91,8 +91,8 @@ def test_banner_and_gpu_warning(monkeypatch):
 
 
 @pytest.mark.parametrize('field,value,message', [
-    ('matmul_precision', 'fp32', 'config.matmul_precision must be one of'),
-    ('prng_impl', 'philox4x32', 'config.prng_impl must be one of'),
+    ('matmul_precision', 'fp32', "config.matmul_precision='fp32': must be one of"),
+    ('prng_impl', 'philox4x32', "config.prng_impl='philox4x32': must be one of"),
     ('profile_steps', '5', 'config.profile_steps='),
 ])
 def test_experiment_checks_run_settings_before_training(field, value, message):

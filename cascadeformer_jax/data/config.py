@@ -8,14 +8,15 @@ import ml_collections
 from ml_collections import config_dict
 import numpy as np
 
+from cascadeformer_jax.config import schema
 from cascadeformer_jax.data import generic
 from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import transforms
 
 # Built-in datasets; FOLDER is any user folder of clips (`data.folder`, data_builders.skeleton_folder).
-DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'ntu120_xsub', 'ntu120_xset', 'synthetic_actions')
-FOLDER = 'folder'
-LAYOUT_FAMILIES = ('penn', 'nucla', 'ntu', 'generic')
+DATASETS = schema.DATASETS
+FOLDER = schema.FOLDER
+LAYOUT_FAMILIES = schema.LAYOUT_FAMILIES
 # The named joint layout in which each built-in family stores its clips (N-UCLA: native order, before the
 # partition reorder of its pipeline).
 STORED_LAYOUTS = {'penn': 'penn13', 'nucla': 'nucla20', 'ntu': 'ntu25'}
@@ -29,73 +30,22 @@ NTU120_TWO_PERSON_LABELS = NTU60_TWO_PERSON_LABELS + tuple(range(105, 120))
 _TWO_PERSON_LABELS = {'ntu_rgbd60': NTU60_TWO_PERSON_LABELS, 'ntu_rgbd120': NTU120_TWO_PERSON_LABELS}
 
 # Padded lengths of Penn Action batches (data.penn.length_buckets): every batch is padded to the first bucket that
-# holds its longest clip, so training, evaluation and prediction compile at most this many shapes. 663 frames is
-# the longest clip. At most 50 % of a batch is padding beyond what its longest clip needs (up to 384 frames).
-PENN_LENGTH_BUCKETS = (64, 96, 128, 192, 256, 384, 663)
+# holds its longest clip, so training, evaluation and prediction compile at most this many shapes.
+PENN_LENGTH_BUCKETS = schema.BY_PATH['data.penn.length_buckets'].default
 
 # N-UCLA augmentation settings of the published runs (docs/original_code.md: training recipes, quirk Q12).
 _NUCLA_VARIANT_AUGMENTATION = {'1.0': (30, 0.1), '1.1': (10, 0.1), '1.2': (25, 0.3)}
 
 
 def default_data_config(dataset: str, variant: str | None = None) -> ml_collections.ConfigDict:
-  """Data settings with the original code's values as defaults.
+  """Data settings of a dataset, with the original code's values as defaults.
 
-  Fields common to all datasets:
-    name: one of `DATASETS`, or for a folder dataset its dataset.json name (once resolved).
-    tfds_name, tfds_config: TFDS builder and config ('' = none) passed to
-      `data_builders.load_data_source`.
-    data_dir: TFDS data directory ('' = the TFDS default).
-    train_split, eval_split: TFDS split names.
-    layout: 'penn', 'nucla', 'ntu' or 'generic' — which preprocessing family applies (synthetic_actions uses
-      'ntu', folder datasets 'generic').
-    num_classes, num_joints, num_coords: K, J, C of the stored skeletons.
-    num_frames: T fed to the model (None for Penn: native length, padded per batch).
-    max_frames: Penn only — the longest clip (663); padding length of `penn.padding='fixed'` and T of
-      `model_input_shape`.
-    augment: random training-time augmentation on/off (evaluation never augments).
-    shuffle, seed: per-epoch shuffling of the training order; seed 42 as in the original.
-    drop_remainder: drop the last incomplete global batch of each training epoch.
-    holdout_fraction: stratified fraction of the training split held out (the original discards 5 % with
-      scikit-learn's RNG, which cannot be replayed; 0 keeps all clips). Read with split='holdout'.
-    label_fraction: semi-supervised training on a class-balanced subset of the training clips (after the
-      hold-out): max(1, round(fraction·n_c)) clips of every class c; 1 keeps all.
-    class_subset: '' (every class) or 'ntu120_auxiliary' (NTU120 only: the 100 auxiliary classes of the official
-      one-shot protocol, in every split).
-    representation: input representation, one of `transforms.REPRESENTATIONS` ('joint' = original).
-    bad_values: 'error' (default: NaN/inf coordinates raise, naming the example) or 'zero' (set them to 0
-      and count them in the batch's `nonfinite_count`).
-    num_workers: grain `mp_prefetch` worker processes (0 = none; −1 = chosen from the host's CPU count, see
-      `input_parallelism`).
-    worker_buffer_size: hand-offs (of `handoff_batches` batches each) buffered per worker process.
-    num_threads, prefetch_buffer_size: grain `ReadOptions` threads that prepare batches in the background
-      (0 = in the calling thread) and the number of hand-offs (of `handoff_batches` batches each) they keep
-      ready (−1 = automatic).
-    device_prefetch: global training batches placed on the devices ahead of the step (0 = none).
-
-  Dataset-specific sub-configs:
-    ntu (NTU60, NTU120 and synthetic_actions; the same preprocessing for all): crop_interval (train crop
-      fraction range), test_crop_fraction, test_window_position (0 = start, 0.5 = centre as the original,
-      1 = end of the clip), min_crop_frames, rotation_max_rad, person_selection ('abs_sum' = original,
-      'motion_variance' = paper).
-    nucla: rotation_max_deg, scale_range, drop_prob (axis and joint drop), repeat (training clips per
-      epoch = repeat × split size), frozen_augmentation (True: the original's one fixed draw per
-      (copy, clip) reused in all epochs, quirk Q4; False: fresh draws every epoch), frozen_seed.
-    penn: normalisation ('none' = raw pixels as the original, 'image' = [−1, 1] by frame size), padding
-      ('batch_max' = longest clip of the global batch as the original, 'fixed' = `max_frames`),
-      length_buckets (padded lengths: a batch is padded to the first bucket >= its longest clip, bounding the
-      compiled shapes; () = the longest clip itself, as the original), pad_multiple (then round the padded
-      length up to a multiple), bucket_by_length, bucket_window (sort each window of this many global training
-      batches by length, so that a batch holds clips of similar lengths).
-
-  Folder datasets (`dataset='folder'`, see data_builders.skeleton_folder and `sources.resolve_folder`):
-    folder: the user's folder (dataset.json, labels.csv, clips); built on first use into `data_dir`
-      (`data_builders.skeleton_folder`, rebuilt when the folder changed). '' with `tfds_config` = the name of an
-      already built folder dataset reads that one.
-    Filled from the folder's metadata when a run starts: tfds_config and name (dataset.json's name), num_classes,
-      num_joints, num_coords, max_persons, joint_layout (layout name), joint_names, parents, centre_indices.
-    generic: the preprocessing of `generic.py`: person_selection, centre_joints (joint names; () = the
-      layout's centre), centre_mode, scale, temporal ('resample' to num_frames or 'pad' with frame lengths),
-      crop_interval, rotation_max_deg, scale_range (augmentation, training only).
+  Every field is declared, with its allowed values and description, in config/schema.py (``python -m
+  cascadeformer_jax.main --config_help`` lists them); the fields every dataset has take its defaults. Set here:
+  what the dataset is (name, TFDS builder, layout family, sizes, frames, augmentation), and the sub-config of its
+  preprocessing family: ``ntu`` (NTU60, NTU120 and synthetic_actions), ``nucla``, ``penn`` or, for a folder
+  dataset, ``generic`` (data/generic.py). A folder dataset's classes, joints, coordinates, persons and joint
+  layout are placeholders until the run reads its folder (`sources.resolve_folder`).
 
   Args:
     dataset: one of `DATASETS` or `FOLDER`.
@@ -107,22 +57,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
                      'own clips: data.folder)')
   cfg = ml_collections.ConfigDict()
   cfg.name = dataset
-  cfg.data_dir = ''
-  cfg.train_split = 'train'
-  cfg.eval_split = 'test'
-  cfg.shuffle = True
-  cfg.seed = 42
-  cfg.drop_remainder = True
-  cfg.holdout_fraction = 0.0
-  cfg.label_fraction = 1.0
-  cfg.class_subset = ''
-  cfg.representation = 'joint'
-  cfg.bad_values = 'error'
-  cfg.num_workers = -1
-  cfg.worker_buffer_size = 2
-  cfg.num_threads = -1
-  cfg.prefetch_buffer_size = -1
-  cfg.device_prefetch = 2
+  # The fields every dataset has, with the defaults declared in config/schema.py.
+  cfg.update({name: value for name, value in schema.defaults('data').items() if not isinstance(value, dict)})
   cfg.max_frames = 0
 
   if dataset == FOLDER:
@@ -142,19 +78,14 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     cfg.num_frames = config_dict.placeholder(int)
     cfg.max_frames = 663
     cfg.augment = False
-    cfg.penn = ml_collections.ConfigDict(dict(
-        normalisation='none', padding='batch_max', length_buckets=PENN_LENGTH_BUCKETS, pad_multiple=1,
-        bucket_by_length=False,
-        bucket_window=32))
+    cfg.penn = ml_collections.ConfigDict(schema.defaults('data.penn'))
   elif dataset == 'n_ucla':
     cfg.tfds_name, cfg.tfds_config, cfg.layout = 'n_ucla', '', 'nucla'
     cfg.num_classes, cfg.num_joints, cfg.num_coords = 10, 20, 3
     cfg.num_frames = 64
     cfg.augment = True
     repeat, drop_prob = _NUCLA_VARIANT_AUGMENTATION.get(variant or '1.0', (30, 0.1))
-    cfg.nucla = ml_collections.ConfigDict(dict(
-        rotation_max_deg=60, scale_range=(0.5, 1.5), drop_prob=drop_prob, repeat=repeat,
-        frozen_augmentation=False, frozen_seed=42))
+    cfg.nucla = ml_collections.ConfigDict(dict(schema.defaults('data.nucla'), drop_prob=drop_prob, repeat=repeat))
   else:
     if dataset == 'synthetic_actions':
       cfg.tfds_name, cfg.tfds_config = 'synthetic_actions', ''
@@ -168,10 +99,8 @@ def default_data_config(dataset: str, variant: str | None = None) -> ml_collecti
     cfg.num_joints, cfg.num_coords = 25, 3
     cfg.num_frames = 64
     cfg.augment = True
-    cfg.ntu = ml_collections.ConfigDict(dict(
-        crop_interval=crop_interval, test_crop_fraction=test_crop_fraction, test_window_position=0.5,
-        min_crop_frames=64,
-        rotation_max_rad=0.3, person_selection='abs_sum'))
+    cfg.ntu = ml_collections.ConfigDict(dict(schema.defaults('data.ntu'), crop_interval=crop_interval,
+                                             test_crop_fraction=test_crop_fraction))
   return cfg
 
 
@@ -302,54 +231,14 @@ def stored_layout(data_config: ml_collections.ConfigDict) -> layouts.Layout:
 
 
 def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the field when a setting is out of its allowed set."""
-  def check(field, value, allowed):
-    if value not in allowed:
-      raise ValueError(f'data config: {field}={value!r} is not one of {tuple(allowed)}')
-
-  check('layout', data_config.layout, LAYOUT_FAMILIES)
-  check('representation', data_config.representation, transforms.REPRESENTATIONS)
-  check('bad_values', data_config.bad_values, ('error', 'zero'))
-  if not 0 <= data_config.holdout_fraction < 1:
-    raise ValueError(f'data config: holdout_fraction={data_config.holdout_fraction} must be in [0, 1)')
-  if not 0 < data_config.get('label_fraction', 1.0) <= 1:
-    raise ValueError(f'data config: label_fraction={data_config.label_fraction} must be in (0, 1]')
-  check('class_subset', data_config.get('class_subset', ''), ('', 'ntu120_auxiliary'))
-  for field in ('num_workers', 'num_threads', 'prefetch_buffer_size'):
-    if data_config[field] < -1:
-      raise ValueError(f'data config: {field}={data_config[field]} must be >= 0, or -1 for automatic')
-  if data_config.get('device_prefetch', 0) < 0:
-    raise ValueError(f'data config: device_prefetch={data_config.device_prefetch} must be >= 0')
-  if data_config.layout == 'penn':
-    check('penn.normalisation', data_config.penn.normalisation, ('none', 'image'))
-    check('penn.padding', data_config.penn.padding, ('batch_max', 'fixed'))
-    if data_config.penn.pad_multiple < 1:
-      raise ValueError('data config: penn.pad_multiple must be >= 1')
-    buckets = tuple(data_config.penn.get('length_buckets', ()))
-    if any(not isinstance(b, int) or b < 1 for b in buckets) or list(buckets) != sorted(set(buckets)):
-      raise ValueError(f'data config: penn.length_buckets={buckets} must be increasing positive integers '
-                       '(or () to pad to the longest clip of each batch)')
-  elif data_config.layout == 'ntu':
-    check('ntu.person_selection', data_config.ntu.person_selection, ('abs_sum', 'motion_variance'))
-    if not 0 <= data_config.ntu.test_window_position <= 1:
-      raise ValueError(f'data config: ntu.test_window_position={data_config.ntu.test_window_position} must be '
-                       'in [0, 1]')
-    low, high = data_config.ntu.crop_interval
-    if not 0 < low <= high <= 1:
-      raise ValueError(f'data config: ntu.crop_interval={data_config.ntu.crop_interval} must satisfy '
-                       '0 < low <= high <= 1')
-  elif data_config.layout == 'generic':
+  """Raises ValueError naming the field when a setting is outside its declared values (config/schema.py), or a
+  folder dataset has not been read yet."""
+  schema.check({'data': data_config}, 'data')
+  if data_config.layout == 'generic':
     if not data_config.folder and not data_config.tfds_config:
       raise ValueError('data config: a folder dataset needs data.folder (the folder with dataset.json, labels.csv '
                        'and the clips), e.g. --config.data.folder=my_dataset')
-    generic.validate_settings(data_config.generic.to_dict(), data_config.joint_names or None)
+    generic.check_centre_joints(data_config.generic, data_config.joint_names or None)
     if not data_config.num_joints:
       raise ValueError('data config: the folder dataset is not resolved yet (num_joints is 0); '
                        'sources.resolve_folder fills it from the folder')
-  else:
-    if data_config.nucla.repeat < 1:
-      raise ValueError('data config: nucla.repeat must be >= 1')
-    if not 0 <= data_config.nucla.drop_prob <= 1:
-      raise ValueError('data config: nucla.drop_prob must be in [0, 1]')
-  if data_config.layout != 'penn' and (data_config.num_frames is None or data_config.num_frames < 1):
-    raise ValueError('data config: num_frames must be a positive integer')

@@ -28,23 +28,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from cascadeformer_jax.config import schema
 from cascadeformer_jax.data import transforms
 
-PERSON_SELECTIONS = ('abs_sum', 'motion_variance', 'first')
-CENTRE_MODES = ('first_frame', 'per_frame', 'none')
-SCALES = ('bone', 'minmax', 'none')
-TEMPORAL_MODES = ('resample', 'pad')
+PERSON_SELECTIONS = schema.PERSON_SELECTIONS
+CENTRE_MODES = schema.CENTRE_MODES
+SCALES = schema.SCALES
+TEMPORAL_MODES = schema.TEMPORAL_MODES
 
-DEFAULT_SETTINGS = {
-    'person_selection': 'abs_sum',
-    'centre_joints': (),  # joint names, resolved to indices by the caller; () = the layout's centre joints
-    'centre_mode': 'first_frame',
-    'scale': 'bone',
-    'temporal': 'resample',
-    'crop_interval': (0.9, 1.0),
-    'rotation_max_deg': 15.0,
-    'scale_range': (0.9, 1.1),
-}
+# centre_joints: joint names, resolved to indices by the caller; () = the layout's centre joints.
+DEFAULT_SETTINGS = schema.defaults('data.generic')
 
 
 def present_joints(x: np.ndarray) -> np.ndarray:
@@ -211,26 +204,17 @@ def process_clip(skeleton: np.ndarray, settings: Mapping[str, Any], parents: np.
 
 
 def validate_settings(settings: Mapping[str, Any], joint_names: Sequence[str] | None = None) -> None:
-  """Raises ValueError naming the field when a setting is out of its allowed set."""
-  def check(field, allowed):
-    if settings.get(field, DEFAULT_SETTINGS[field]) not in allowed:
-      raise ValueError(f'data config: generic.{field}={settings[field]!r} is not one of {allowed}')
-
+  """Raises ValueError naming the field when a setting is unknown or outside its declared values (config/schema.py),
+  or a centre joint is not one of ``joint_names``."""
   unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
   if unknown:
     raise ValueError(f'data config: unknown generic settings {unknown}; known: {sorted(DEFAULT_SETTINGS)}')
-  check('person_selection', PERSON_SELECTIONS)
-  check('centre_mode', CENTRE_MODES)
-  check('scale', SCALES)
-  check('temporal', TEMPORAL_MODES)
-  low, high = settings.get('crop_interval', DEFAULT_SETTINGS['crop_interval'])
-  if not 0 < low <= high <= 1:
-    raise ValueError(f'data config: generic.crop_interval=({low}, {high}) must satisfy 0 < low <= high <= 1')
-  low, high = settings.get('scale_range', DEFAULT_SETTINGS['scale_range'])
-  if not 0 < low <= high:
-    raise ValueError(f'data config: generic.scale_range=({low}, {high}) must satisfy 0 < low <= high')
-  if settings.get('rotation_max_deg', 0) < 0:
-    raise ValueError('data config: generic.rotation_max_deg must be >= 0')
+  schema.check({'data': {'generic': settings}}, 'data.generic')
+  check_centre_joints(settings, joint_names)
+
+
+def check_centre_joints(settings: Mapping[str, Any], joint_names: Sequence[str] | None) -> None:
+  """Raises ValueError when a centre joint of ``settings`` is not one of ``joint_names`` (None: not known yet)."""
   for joint in settings.get('centre_joints', ()):
     if joint_names is not None and joint not in joint_names:
       raise ValueError(f'data config: generic.centre_joints has {joint!r}, not a joint of the layout '

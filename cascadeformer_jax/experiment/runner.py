@@ -28,8 +28,7 @@ from cascadeformer_jax.config import configuration
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.checkpoints import model_sources
 from cascadeformer_jax.run import io_checks
-from cascadeformer_jax.run import modes
-from cascadeformer_jax import objectives
+from cascadeformer_jax.config import schema
 from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.run import recipe as recipe_lib
 from cascadeformer_jax.run import runtime
@@ -47,7 +46,6 @@ from cascadeformer_jax.train import reporting
 from cascadeformer_jax.train import trainer
 
 MODES = configuration.MODES
-FEW_SHOT_PROTOCOLS = ('', 'ntu120_one_shot')
 TrainingError = trainer.TrainingError
 
 
@@ -55,50 +53,10 @@ class RecipeMismatchError(ValueError):
   """The work directory holds results of a different recipe than the config asks for."""
 
 
-def check_config(config: ml_collections.ConfigDict, model_config: ModelConfig) -> None:
-  """Clear errors for configs that cannot work, before any data is read."""
-  if config.mode not in MODES:
-    raise ValueError(f'config.mode must be one of {MODES}, got {config.mode!r}')
-  data_lib.validate_data_config(config.data)
-  frames, joints, coords = data_lib.model_input_shape(config.data)
-  if (joints, coords) != (model_config.num_joints, model_config.coords):
-    raise ValueError(f'the data gives {joints} joints x {coords} channels per frame (dataset '
-                     f'{config.data.name}, representation {config.data.representation!r}) but the model expects '
-                     f'{model_config.num_joints} x {model_config.coords}')
-  if config.data.num_classes != model_config.num_classes:
-    raise ValueError(f'the dataset has {config.data.num_classes} classes but model.num_classes = '
-                     f'{model_config.num_classes}')
-  if frames > model_config.pos_len:
-    raise ValueError(f'clips of up to {frames} frames exceed model.pos_len = {model_config.pos_len}')
-  for stage in workdir_lib.STAGES:
-    selection = config[stage].get('select_best', 'last')
-    if selection not in trainer.SELECTIONS:
-      raise ValueError(f'config.{stage}.select_best must be one of {trainer.SELECTIONS}, got {selection!r}')
-    if selection == 'holdout' and not config.data.holdout_fraction:
-      raise ValueError(f"config.{stage}.select_best='holdout' needs config.data.holdout_fraction > 0")
-  feature_prediction = objectives.objective_name(config.pretrain) == 'feature_prediction'
-  if feature_prediction and config.pretrain.get('select_best', 'last') != 'last':
-    raise ValueError("config.pretrain.select_best must be 'last' with the feature_prediction objective: its "
-                     'validation error is measured against a target network that keeps training, so it is not '
-                     'comparable between epochs')
-  protocols.requested(config)
-  if config.mode == 'few_shot':
-    settings = config.few_shot
-    few_shot_lib.parse_shots(settings.shots)
-    if settings.runs < 1:
-      raise ValueError(f'config.few_shot.runs={settings.runs} must be >= 1')
-    if settings.procedure not in few_shot_lib.PROCEDURES:
-      raise ValueError(f'config.few_shot.procedure={settings.procedure!r} is not one of {few_shot_lib.PROCEDURES}')
-    if settings.protocol not in FEW_SHOT_PROTOCOLS:
-      raise ValueError(f'config.few_shot.protocol={settings.protocol!r} is not one of {FEW_SHOT_PROTOCOLS}')
-    if settings.embedding not in evaluators.EMBEDDINGS:
-      raise ValueError(f'config.few_shot.embedding={settings.embedding!r} is not one of {evaluators.EMBEDDINGS}')
-  runtime.parse_profile_steps(config.get('profile_steps', ''))
-  if config.get('matmul_precision', 'default') not in runtime.MATMUL_PRECISIONS:
-    raise ValueError(f'config.matmul_precision must be one of {runtime.MATMUL_PRECISIONS}, got '
-                     f'{config.matmul_precision!r}')
-  if config.get('prng_impl', 'threefry2x32') not in runtime.PRNG_IMPLS:
-    raise ValueError(f'config.prng_impl must be one of {runtime.PRNG_IMPLS}, got {config.prng_impl!r}')
+def check_config(config: ml_collections.ConfigDict, model_config: ModelConfig | None = None) -> ModelConfig:
+  """Clear errors for configs that cannot work, before any data is read (config/config_checks.py); returns the
+  config's model."""
+  return config_checks.check_experiment(config, model_config)
 
 
 def setup_runtime(config: ml_collections.ConfigDict) -> None:
@@ -186,7 +144,7 @@ def prepare_workdir(config: ml_collections.ConfigDict) -> workdir_lib.Workdir:
   workdir = workdir_lib.Workdir(config.workdir)
   if jax.process_index() == 0:
     workdir.path.mkdir(parents=True, exist_ok=True)
-    if config.mode in modes.TRAINING_MODES or not workdir.config_file.exists():
+    if config.mode in schema.TRAINING_MODES or not workdir.config_file.exists():
       workdir.config_file.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('prepare_workdir')
@@ -195,7 +153,7 @@ def prepare_workdir(config: ml_collections.ConfigDict) -> workdir_lib.Workdir:
 
 def stages_used(config: ml_collections.ConfigDict) -> tuple[str, ...]:
   """The stages whose results this run trains or builds on (evaluation and probe modes train nothing)."""
-  trains = modes.MODE_TABLE[config.mode].trains
+  trains = schema.MODE_TABLE[config.mode].trains
   builds_on_pretraining = (workdir_lib.FINETUNE in trains and workdir_lib.PRETRAIN not in trains
                            and config.finetune.t1_init == 'pretrained' and not config.init_from)
   return ((workdir_lib.PRETRAIN,) if builds_on_pretraining else ()) + trains
@@ -248,7 +206,7 @@ def restart(workdir: workdir_lib.Workdir) -> None:
 
 def completed_summary(config: ml_collections.ConfigDict, workdir: workdir_lib.Workdir) -> dict[str, Any] | None:
   """The stored summary if this training run is already complete in ``workdir`` (same recipe), else None."""
-  mode = modes.MODE_TABLE[config.mode]
+  mode = schema.MODE_TABLE[config.mode]
   if not mode.trains or not checkpoint_io.is_model_dir(workdir.final_dir(mode.trains[-1])):
     return None
   summary: dict[str, Any] = {'workdir': str(workdir.path), 'complete': True, 'seconds': 0.0}
@@ -269,13 +227,11 @@ def completed_summary(config: ml_collections.ConfigDict, workdir: workdir_lib.Wo
 def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """Runs ``config.mode`` and returns a summary ({'workdir', 'seconds'} plus 'test', 'probe' or 'few_shot').
 
-  Checks the config against its constraint table and the work directory against the recipe it was trained with
+  Checks the config against its schema (config/schema.py) and the work directory against the recipe it was trained with
   before any work, and holds the work directory's lock for the whole run.
   """
   configuration.resolve_dataset(config)  # folder datasets: build on first use, read joints and classes
-  config_checks.validate(config)
-  model_config = configuration.model_config(config)
-  check_config(config, model_config)
+  model_config = check_config(config)
   workdir = workdir_lib.Workdir(config.workdir)
   io_checks.check_writable(workdir.path, 'work directory')
   primary = jax.process_index() == 0
@@ -300,7 +256,7 @@ def _run_modes(config: ml_collections.ConfigDict, model_config: ModelConfig) -> 
   runtime.print_banner({'mesh': f'{mesh.devices.size} devices',
                         'matmul_precision': config.get('matmul_precision', 'default'),
                         'prng': config.get('prng_impl', 'threefry2x32')})
-  mode = modes.MODE_TABLE[config.mode]
+  mode = schema.MODE_TABLE[config.mode]
   for stage in mode.trains:
     partitioning.check_batch_size(config[stage].batch_size, mesh, f'config.{stage}.batch_size')
   partitioning.check_batch_size(config.eval.batch_size, mesh, 'config.eval.batch_size')
@@ -329,7 +285,7 @@ def _run_modes(config: ml_collections.ConfigDict, model_config: ModelConfig) -> 
         t1_params = (pretrained['t1'] if pretrained is not None else _pretrained_t1(
             context, 'fine-tuning', ', or set --config.finetune.t1_init=scratch'))
       trainer.run_finetune(context, t1_params, _stage_evaluator(context, trainer.FINETUNE))
-    evaluations = {modes.TEST: final_evaluation, modes.PROBE: probe, modes.FEW_SHOT: few_shot}
+    evaluations = {schema.TEST: final_evaluation, schema.PROBE: probe, schema.FEW_SHOT: few_shot}
     if mode.evaluation is not None:
       summary[mode.evaluation] = evaluations[mode.evaluation](context)
   finally:

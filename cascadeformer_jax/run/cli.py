@@ -4,6 +4,7 @@
 unknown or misspelt `--config.<field>` override (with a "did you mean"), a value of the wrong type and an unknown
 flag each give one line and exit code 2; an error raised by ``main`` gives one line and exit code 1; Ctrl-C exits
 with 130 and SIGTERM with 143. Tracebacks appear only with `--config.debug=True` or $CASCADEFORMER_DEBUG=1.
+A command that passes `config_help` takes `--config_help`, which prints the config schema and exits.
 
 A process whose work failed exits even if a library left threads waiting behind it (Orbax save threads wait up to
 its timeout for signals that a failed step never sends).
@@ -213,8 +214,29 @@ def call(work: Callable[[], int | None], debug: bool, expected: tuple[type[BaseE
     return EXIT_ERROR
 
 
-def run(main: Callable[[list[str]], int | None], expected: tuple[type[BaseException], ...] = ()) -> None:
-  """Runs an absl ``main(argv)`` with one-line errors (see the module docstring); never returns."""
+def _asks_for(flag: str, argv: Sequence[str]) -> bool:
+  """Whether ``argv`` sets the boolean flag ``flag`` (``--flag`` or ``--flag=true``)."""
+  return any(arg in (f'--{flag}', f'--{flag}=true', f'--{flag}=True', f'--{flag}=1') for arg in argv[1:])
+
+
+CONFIG_HELP_FLAG = 'config_help'
+
+
+def run(main: Callable[[list[str]], int | None], expected: tuple[type[BaseException], ...] = (),
+        config_help: Callable[[], str] | None = None) -> None:
+  """Runs an absl ``main(argv)`` with one-line errors (see the module docstring); never returns.
+
+  With ``config_help``, the command takes ``--config_help``: it prints ``config_help()`` and exits 0 before any
+  other flag is read (so without the flags a run requires).
+  """
+  if config_help is not None:
+    if CONFIG_HELP_FLAG not in flags.FLAGS:
+      # Listed by --help with the flags of the command itself.
+      flags.DEFINE_bool(CONFIG_HELP_FLAG, False, 'Print every field of the experiment config (default, allowed '
+                        'values, recipe scope, description) and exit.', module_name=sys.argv[0])
+    if _asks_for(CONFIG_HELP_FLAG, sys.argv):
+      print(config_help())
+      _exit(0)
 
   def guarded(argv: list[str]) -> None:
     _exit(call(lambda: main(argv), debug_requested(sys.argv), expected))

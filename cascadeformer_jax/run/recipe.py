@@ -1,71 +1,30 @@
 """The recipe of a run: the part of its config that changes what a training stage produces.
 
-`FIELDS` classifies every config field, by dotted pattern (first match wins), as part of the recipe of both
-stages (`SHARED`: dataset, model, data preprocessing, seed), of one stage (`PRETRAIN`, `FINETUNE`), or as a
-setting that never changes a trained result (`FREE`: mode, paths, display, checkpoint cadence, evaluation-only
-settings, ...). A field that matches no pattern counts as `SHARED`, so a new setting blocks a rerun until it is
-classified here.
+Every config field declares its scope in the config schema (config/schema.py): part of the recipe of both stages
+(`SHARED`: dataset, model, data preprocessing, seed), of one stage (`PRETRAIN`, `FINETUNE`), or a setting that
+never changes a trained result (`FREE`: mode, paths, display, checkpoint cadence, evaluation-only settings, ...).
+A field the schema does not declare counts as `SHARED`, so a new setting blocks a rerun until it is declared.
 
 A stage stores `stage_recipe(config, stage)` with its checkpoints and model directories; a later run compares its
 own with `changes(stored, current)` before any work and refuses to mix results of two recipes.
 """
 
 import dataclasses
-import fnmatch
 import json
 from typing import Any
 
 import ml_collections
 
-SHARED = 'shared'
-PRETRAIN = 'pretrain'
-FINETUNE = 'finetune'
-FREE = 'free'
+from cascadeformer_jax.config import schema
+
+SHARED = schema.SHARED
+PRETRAIN = schema.PRETRAIN
+FINETUNE = schema.FINETUNE
+FREE = schema.FREE
 STAGES = (PRETRAIN, FINETUNE)
 
-# (dotted pattern, scope): the first matching pattern classifies a field.
-FIELDS: tuple[tuple[str, str], ...] = (
-    # What to run, where, and how it is shown.
-    ('mode', FREE),
-    ('workdir', FREE),
-    ('restart', FREE),
-    ('debug', FREE),
-    ('progress', FREE),
-    ('tensorboard', FREE),
-    ('log_every_steps', FREE),
-    ('variant', FREE),
-    ('published_accuracy', FREE),
-    ('distributed.*', FREE),
-    ('mesh.*', FREE),  # a checkpoint resumes onto any mesh
-    ('compilation_cache_dir', FREE),
-    ('profile_steps', FREE),
-    # Checkpoint cadence: a resumed stage is identical to an uninterrupted one.
-    ('checkpoint.*', FREE),
-    # Where and how fast the data is read (not what is read).
-    ('data.data_dir', FREE),
-    ('data.num_workers', FREE),
-    ('data.worker_buffer_size', FREE),
-    ('data.num_threads', FREE),
-    ('data.prefetch_buffer_size', FREE),
-    ('data.device_prefetch', FREE),
-    # Evaluation only: how a trained model is measured, never what is trained.
-    ('eval.batch_size', FREE),
-    ('eval.protocols', FREE),
-    ('eval.multi_clip_fraction', FREE),
-    ('probe.*', FREE),
-    ('few_shot.*', FREE),
-    # What is trained.
-    ('dataset', SHARED),
-    ('seed', SHARED),
-    ('matmul_precision', SHARED),  # float32 matmuls in TF32 or bfloat16 passes change the numbers
-    ('prng_impl', SHARED),  # other random streams
-    ('model.*', SHARED),
-    ('data.*', SHARED),
-    ('eval.every_epochs', SHARED),  # which epochs can be selected as the best one
-    ('pretrain.*', PRETRAIN),
-    ('finetune.*', FINETUNE),
-    ('init_from', FINETUNE),
-)
+# (dotted field, scope) of every declared field.
+FIELDS: tuple[tuple[str, str], ...] = tuple((field.path, field.scope) for field in schema.FIELDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,10 +44,7 @@ ABSENT = '(absent)'
 
 def scope(field: str) -> str:
   """The scope of a dotted field: SHARED, PRETRAIN, FINETUNE or FREE."""
-  for pattern, field_scope in FIELDS:
-    if fnmatch.fnmatchcase(field, pattern):
-      return field_scope
-  return SHARED
+  return schema.scope(field)
 
 
 def flatten(config: ml_collections.ConfigDict | dict[str, Any], prefix: str = '') -> dict[str, Any]:

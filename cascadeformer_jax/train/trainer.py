@@ -19,7 +19,7 @@ import ml_collections
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.run import interrupts
-from cascadeformer_jax.run import modes
+from cascadeformer_jax.config import schema
 from cascadeformer_jax import objectives
 from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.train import prefetch
@@ -83,7 +83,7 @@ def profiled_stage(config: ml_collections.ConfigDict) -> str:
   profile = runtime.parse_profile_steps(config.get('profile_steps', ''))
   if profile is not None and profile.stage:
     return profile.stage
-  return modes.MODE_TABLE[config.mode].trains[0]
+  return schema.MODE_TABLE[config.mode].trains[0]
 
 
 def stage_data_config(config: ml_collections.ConfigDict, stage: str) -> ml_collections.ConfigDict:

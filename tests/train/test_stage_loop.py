@@ -7,7 +7,7 @@ import pytest
 
 from cascadeformer_jax.config import configuration
 from cascadeformer_jax.experiment import runner
-from cascadeformer_jax.run import modes
+from cascadeformer_jax.config import schema
 from cascadeformer_jax.run import runtime
 from cascadeformer_jax.train import trainer
 
@@ -83,12 +83,12 @@ def test_profiler_traces_the_range_and_stops_a_trace_left_running(monkeypatch, t
 
 
 def test_mode_table_drives_modes_stages_and_the_profiled_stage():
-  assert configuration.MODES == modes.MODES == ('train', 'pretrain', 'finetune', 'eval', 'probe', 'few_shot')
-  assert modes.TRAINING_MODES == ('train', 'pretrain', 'finetune')
+  assert configuration.MODES == schema.MODES == ('train', 'pretrain', 'finetune', 'eval', 'probe', 'few_shot')
+  assert schema.TRAINING_MODES == ('train', 'pretrain', 'finetune')
   config = _demo()
   config.finetune.t1_init = 'pretrained'
   used = {}
-  for mode in modes.MODES:
+  for mode in schema.MODES:
     config.mode = mode
     used[mode] = runner.stages_used(config)
   assert used == {'train': ('pretrain', 'finetune'), 'pretrain': ('pretrain',), 'finetune': ('pretrain', 'finetune'),
