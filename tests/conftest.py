@@ -51,6 +51,20 @@ def shared_data_dir(golden_dir) -> pathlib.Path:
   return golden_dir.parent / 'data'
 
 
+def pytest_collection_modifyitems(items):
+  """Files marked with a `cost` run first, longest first.
+
+  The suite runs on parallel workers that take one file at a time (pytest-xdist, `--dist loadfile`): the long files
+  (whole trainings, several processes) then spread over the workers and the many short files fill in behind them,
+  instead of a long file starting last while the other workers have nothing left to do.
+  """
+  def cost(item: pytest.Item) -> float:
+    marker = item.get_closest_marker('cost')
+    return marker.args[0] if marker else 0.0
+
+  items.sort(key=cost, reverse=True)  # stable: the order within a file and among unmarked files is kept
+
+
 @pytest.fixture
 def fast_compile():
   """Tiny models: XLA's optimisation passes cost more compile time than they save (as in the Flax examples)."""

@@ -10,8 +10,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from data_builders.skeleton_folder import example
+
+pytestmark = pytest.mark.cost(40)  # seconds on 2 cores, roughly: the suite starts long files first
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # A tiny model and few epochs: the point is the whole path, at clearly above chance (5 classes: 20 %).

@@ -23,6 +23,8 @@ from data_builders import ntu_rgbd120
 from tests.data_builders import fixtures
 from tests.data_builders import helpers
 
+pytestmark = pytest.mark.cost(70)  # seconds on 2 cores, roughly: the suite starts long files first
+
 SMOKE = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'smoke.py'
 
 

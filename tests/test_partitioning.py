@@ -10,6 +10,8 @@ import pytest
 
 from cascadeformer_jax.run import partitioning
 
+pytestmark = pytest.mark.cost(15)  # seconds on 2 cores, roughly: the suite starts long files first
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

@@ -11,6 +11,8 @@ from benchmarks import inference
 from benchmarks import train_step
 from cascadeformer_jax.run import runtime
 
+pytestmark = pytest.mark.cost(30)  # seconds on 2 cores, roughly: the suite starts long files first
+
 TINY = ['--configs=n_ucla', '--d_model=16', '--num_heads=2', '--num_layers=1', '--ffn_dim=32', '--frames=4',
         '--warmup=1', '--blocks=2']
 

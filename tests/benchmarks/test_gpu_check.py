@@ -12,6 +12,8 @@ import pytest
 
 from benchmarks import gpu_check
 
+pytestmark = pytest.mark.cost(20)  # seconds on 2 cores, roughly: the suite starts long files first
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # The step parts must run where only jax, flax, optax, orbax, numpy and ml-collections are installed.

@@ -152,6 +152,8 @@ def test_model_dir_round_trip_in_a_fresh_process(golden_dir, tmp_path):
   np.save(tmp_path / 'x.npy', case.arrays['x'])
   script = f"""
 import numpy as np, cascadeformer_jax as cfx
+
+pytestmark = pytest.mark.cost(30)  # seconds on 2 cores, roughly: the suite starts long files first
 model = cfx.load_classifier({str(out)!r})
 np.save({str(tmp_path / 'logits.npy')!r}, model(np.load({str(tmp_path / 'x.npy')!r})))
 np.save({str(tmp_path / 'recon.npy')!r}, cfx.load_pretrained({str(out)!r}).reconstruct(

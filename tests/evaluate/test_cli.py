@@ -18,6 +18,8 @@ from tests import golden_cases
 from tests.data_builders import fixtures
 from tests.data_builders import helpers
 
+pytestmark = pytest.mark.cost(50)  # seconds on 2 cores, roughly: the suite starts long files first
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

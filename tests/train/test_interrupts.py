@@ -16,6 +16,8 @@ from cascadeformer_jax.train import reporting
 from cascadeformer_jax.train import trainer
 from tests.train.test_end_to_end import smoke_config
 
+pytestmark = pytest.mark.cost(45)  # seconds on 2 cores, roughly: the suite starts long files first
+
 KINDS = {'pretrain': 'pretrained', 'finetune': 'classifier'}
 
 

@@ -18,6 +18,8 @@ import pytest
 from cascadeformer_jax.checkpoints import checkpoint_io
 from tests.data_builders import helpers
 
+pytestmark = pytest.mark.cost(90)  # seconds on 2 cores, roughly: the suite starts long files first
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

@@ -12,6 +12,8 @@ from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.experiment import runner as experiment
 from tests.train.test_end_to_end import smoke_config
 
+pytestmark = pytest.mark.cost(60)  # seconds on 2 cores, roughly: the suite starts long files first
+
 
 def _config(objective, data_dir, workdir):
   config = smoke_config('synthetic_actions', '1.0', data_dir, workdir)

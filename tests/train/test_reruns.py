@@ -18,6 +18,8 @@ from cascadeformer_jax.run import workdir_lock
 from tests import failure_injection
 from tests.train.test_end_to_end import smoke_config
 
+pytestmark = pytest.mark.cost(25)  # seconds on 2 cores, roughly: the suite starts long files first
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
