@@ -14,8 +14,8 @@ import pytest
 from cascadeformer_jax.config import config_checks
 from cascadeformer_jax.config import configuration
 from cascadeformer_jax.models import presets
-from tests.convert import original_layout
-from tests.convert import pt_files
+from tests.checkpoints import original_layout
+from tests.checkpoints import pt_files
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (REPO_ROOT / 'README.md').read_text()

@@ -53,7 +53,7 @@ MODE_TABLE = {
 MODES = tuple(MODE_TABLE)
 TRAINING_MODES = tuple(name for name, mode in MODE_TABLE.items() if mode.trains)
 
-# Choice lists. The modules that act on a choice define the same tuples (tests/configs/test_schema.py compares).
+# Choice lists. The modules that act on a choice define the same tuples (tests/config/test_schema.py compares).
 DATASETS = ('penn_action', 'n_ucla', 'ntu60_xsub', 'ntu60_xview', 'ntu120_xsub', 'ntu120_xset', 'synthetic_actions')
 FOLDER = 'folder'
 LAYOUT_FAMILIES = ('penn', 'nucla', 'ntu', 'generic')

@@ -78,11 +78,13 @@ def test_full_disk_during_an_asynchronous_checkpoint(fixture_data_dir, tmp_path)
   assert len(stderr) == 1, result.stderr[-3000:]
   errors = set(re.findall(r'\b(\w+(?:Error|Exception)): ', result.stderr))
   assert errors <= {'RuntimeError'} and 'orbax' not in result.stderr, result.stderr[-3000:]
-  # Each of them says that, or the start of it where the process's exit cut the C++ thread's line short.
-  closed = 'Event loop is closed'
-  for match in re.finditer('RuntimeError: ', result.stderr):
-    rest = re.split('\n|RuntimeError: ', result.stderr[match.end():], maxsplit=1)[0]
-    assert rest.startswith(closed) or closed.startswith(rest), result.stderr[match.start() - 200:match.end() + 200]
+  # Each line that names it says that, or ends in the start of it where the process's exit cut the C++ thread's
+  # line short (lines of two threads may also be interleaved within one line).
+  report = "RuntimeError: Event loop is closed"
+  for line in result.stderr.splitlines():
+    if 'RuntimeError' in line:
+      cut_short = any(line.endswith(report[:length]) for length in range(len('RuntimeError'), len(report)))
+      assert 'Event loop is closed' in line or cut_short, line
   assert stderr[0].startswith(f'error: could not write the checkpoint {workdir / "pretrain" / "checkpoints"}/')
   assert any(reason in stderr[0] for reason in failure_injection.FULL_DISK_REASONS), stderr
   kept = eval(result.stdout.split('checkpoints ')[1].splitlines()[0])  # pylint: disable=eval-used

@@ -50,7 +50,7 @@ def _check_protocols(dataset: str, results: dict, workdir: pathlib.Path) -> None
 
 # Every dataset once and every variant at least once (1.2 in its NTU 'concat' form; Penn 1.0 with its zero
 # positional init). The whole run is the same code for every variant: the shapes of every variant x layout are
-# covered in tests/models, the numbers of each published form (1.2 'project_back' included) in tests/convert.
+# covered in tests/models, the numbers of each published form (1.2 'project_back' included) in tests/checkpoints.
 @pytest.mark.parametrize('dataset,variant', [
     ('n_ucla', '1.0'), ('penn_action', '1.0'), ('ntu60_xsub', '1.2'), ('synthetic_actions', '1.1')])
 def test_train_every_dataset_and_variant(dataset, variant, fixture_data_dir, tmp_path, fast_compile):

@@ -8,7 +8,7 @@ import pytest
 from cascadeformer_jax.config import configuration
 from cascadeformer_jax.run import recipe
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _demo():

@@ -1,6 +1,6 @@
-"""Checks that need a given number of (fake CPU) devices, run as a script by tests/test_partitioning.py.
+"""Checks that need a given number of (fake CPU) devices, run as a script by tests/run/test_partitioning.py.
 
-    python -m tests.device_checks [placement] [save DIR] [restore DIR] ...
+    python -m tests.run.device_checks [placement] [save DIR] [restore DIR] ...
 
 placement: meshes, parameter placement, batch checks and device prefetch; save: a stage checkpoint written on
 this job's devices; restore: a checkpoint restored onto this job's mesh and compared with the saved values;

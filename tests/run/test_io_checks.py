@@ -11,7 +11,7 @@ import pytest
 from cascadeformer_jax.run import io_checks
 from tests import failure_injection
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT), JAX_PLATFORMS='cpu')
 
 # Training steps that poll an asynchronous checkpoint save every step; the second save does not fit on disk.

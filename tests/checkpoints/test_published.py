@@ -19,8 +19,10 @@ from cascadeformer_jax.checkpoints import published
 from cascadeformer_jax.checkpoints import torch_layout
 from cascadeformer_jax.models import presets
 from tests import golden_cases
-from tests.convert import original_layout
-from tests.convert import pt_files
+from tests.checkpoints import original_layout
+from tests.checkpoints import pt_files
+
+pytestmark = pytest.mark.cost(30)  # seconds on 2 cores, roughly: the suite starts long files first
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXPECTED_MODULE = {'pretrained': 't1', 'finetuned_T1': 't1', 'finetuned_T2': 't2',
@@ -153,7 +155,6 @@ def test_model_dir_round_trip_in_a_fresh_process(golden_dir, tmp_path):
   script = f"""
 import numpy as np, cascadeformer_jax as cfx
 
-pytestmark = pytest.mark.cost(30)  # seconds on 2 cores, roughly: the suite starts long files first
 model = cfx.load_classifier({str(out)!r})
 np.save({str(tmp_path / 'logits.npy')!r}, model(np.load({str(tmp_path / 'x.npy')!r})))
 np.save({str(tmp_path / 'recon.npy')!r}, cfx.load_pretrained({str(out)!r}).reconstruct(

@@ -25,7 +25,7 @@ from tests.data_builders import helpers
 
 pytestmark = pytest.mark.cost(70)  # seconds on 2 cores, roughly: the suite starts long files first
 
-SMOKE = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'smoke.py'
+SMOKE = pathlib.Path(__file__).resolve().parents[2] / 'configs' / 'smoke.py'
 
 
 @pytest.fixture(scope='module')

@@ -13,7 +13,7 @@ import pytest
 
 from cascadeformer_jax.run import workdir_lock
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 HOLDER = """
 import sys, time
 from cascadeformer_jax.run import workdir_lock

@@ -12,7 +12,7 @@ import pytest
 
 from cascadeformer_jax.checkpoints.torch_pickle import CheckpointError
 from cascadeformer_jax.checkpoints.torch_pickle import load_state_dict
-from tests.convert import pt_files
+from tests.checkpoints import pt_files
 from tests import golden_cases
 
 

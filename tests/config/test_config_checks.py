@@ -10,7 +10,7 @@ import pytest
 from cascadeformer_jax.config import config_checks
 from cascadeformer_jax.config import configuration
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SMOKE_DATASETS = ('synthetic_actions,1.0', 'ntu60_xsub,1.2', 'n_ucla,1.1', 'penn_action,1.0')
 
 

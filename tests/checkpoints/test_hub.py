@@ -9,10 +9,10 @@ import pytest
 
 from cascadeformer_jax.checkpoints import hub
 from cascadeformer_jax.models import ModelConfig
-from tests.convert import original_layout
-from tests.convert import pt_files
-from tests.convert.hub_server import HubRepository
-from tests.convert.hub_server import HubServer
+from tests.checkpoints import original_layout
+from tests.checkpoints import pt_files
+from tests.checkpoints.hub_server import HubRepository
+from tests.checkpoints.hub_server import HubServer
 
 pytest.importorskip('huggingface_hub')
 

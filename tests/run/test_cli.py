@@ -13,7 +13,7 @@ import pytest
 from cascadeformer_jax.run import cli
 from tests import failure_injection
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENV = {key: value for key, value in os.environ.items() if key != 'CASCADEFORMER_DEBUG'}
 ENV.update(PYTHONPATH=str(REPO_ROOT), JAX_PLATFORMS='cpu')
 

@@ -12,12 +12,12 @@ from cascadeformer_jax.run import partitioning
 
 pytestmark = pytest.mark.cost(15)  # seconds on 2 cores, roughly: the suite starts long files first
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _device_check(devices: int, *args) -> str:
   env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
-  result = subprocess.run([sys.executable, '-m', 'tests.device_checks', *map(str, args)], cwd=REPO_ROOT,
+  result = subprocess.run([sys.executable, '-m', 'tests.run.device_checks', *map(str, args)], cwd=REPO_ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   return result.stdout.strip().splitlines()[-1]

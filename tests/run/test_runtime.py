@@ -99,7 +99,7 @@ def test_experiment_checks_run_settings_before_training(field, value, message):
   from cascadeformer_jax.config import configuration  # pylint: disable=g-import-not-at-top
   from cascadeformer_jax.experiment import runner as experiment  # pylint: disable=g-import-not-at-top
 
-  config = configuration.load_config_file(pathlib.Path(__file__).parents[1] / 'configs' / 'smoke.py',
+  config = configuration.load_config_file(pathlib.Path(__file__).parents[2] / 'configs' / 'smoke.py',
                                           'synthetic_actions,1.0')
   assert (config.matmul_precision, config.prng_impl, config.mesh.num_devices) == ('default', 'threefry2x32', 0)
   assert config.data.device_prefetch == 2
