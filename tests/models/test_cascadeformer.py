@@ -10,6 +10,8 @@ from cascadeformer_jax.models import MaskedPretrainer
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.models import presets
 
+pytestmark = pytest.mark.usefixtures('fast_compile')  # small models: see conftest.fast_compile
+
 
 def small_config(**changes) -> ModelConfig:
   values = dict(variant='1.1', layout='nucla', num_joints=5, coords=3, d_model=20, num_heads=4, num_layers=1,

@@ -12,6 +12,8 @@ from cascadeformer_jax.models import EncoderLayer
 from cascadeformer_jax.models import MultiHeadAttention
 from cascadeformer_jax.models import layers
 
+pytestmark = pytest.mark.usefixtures('fast_compile')  # small models: see conftest.fast_compile
+
 
 def _reference_attention(params, query, key_value, num_heads):
   """Plain NumPy multi-head attention with PyTorch's contiguous head slices."""

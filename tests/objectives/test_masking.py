@@ -7,6 +7,8 @@ import pytest
 
 from cascadeformer_jax.objectives import masking
 
+pytestmark = pytest.mark.usefixtures('fast_compile')  # small models: see conftest.fast_compile
+
 
 @pytest.mark.parametrize('frames,joints', [(64, 25), (12, 13), (1, 3)])
 def test_joint_mask_has_the_exact_count_per_clip(frames, joints):
