@@ -68,6 +68,7 @@ def test_full_disk_during_an_asynchronous_checkpoint(fixture_data_dir, tmp_path)
       [sys.executable, '-c', DRIVER, str(workdir), str(fixture_data_dir), how], tmp_path / 'disk', 16 << 20,
       capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600)
   assert result.returncode == 1, (result.stdout, result.stderr[-3000:])
+  assert 'filled before step ' in result.stdout, (result.stdout, result.stderr[-3000:])
   first_step = int(result.stdout.split('filled before step ')[1].split(';')[0])
   seconds = float(result.stdout.split('stopped ')[1].split(' s later')[0])
   assert seconds < 60
