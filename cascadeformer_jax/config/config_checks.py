@@ -24,12 +24,6 @@ from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.run import runtime
 
 ConfigError = schema.ConfigError
-Range, OneOf, CommaList, Interval, Each, Increasing, OrNone, Flag, FreeText = (
-    schema.Range, schema.OneOf, schema.CommaList, schema.Interval, schema.Each, schema.Increasing, schema.OrNone,
-    schema.Flag, schema.FreeText)
-Condition = schema.Condition
-ABSENT = schema.ABSENT
-get_field = schema.get_field
 
 # (field below `config.`, allowed values, condition or None = always) of every field with a fixed set of values.
 CONSTRAINTS: tuple[tuple[str, Any, schema.Condition | None], ...] = tuple(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cascadeformer_jax.config import config_checks
+from cascadeformer_jax.config import schema
 from cascadeformer_jax.config import configuration
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ def _shipped_configs():
 def _base_config(field: str) -> ml_collections.ConfigDict:
   """A shipped config that has ``field``, in a mode where every row applies."""
   for config in _shipped_configs():
-    if config_checks.get_field(config, field) is not config_checks.ABSENT:
+    if schema.get_field(config, field) is not schema.ABSENT:
       config.mode = 'probe' if field.startswith('probe.') else 'train'
       return config
   raise AssertionError(f'no shipped config has the field {field}')
@@ -43,18 +44,18 @@ def _set(config: ml_collections.ConfigDict, field: str, value) -> None:
 
 def _outside(constraint) -> list:
   """Values just outside each end of a constraint (bad choices for a set)."""
-  if isinstance(constraint, config_checks.OrNone):
+  if isinstance(constraint, schema.OrNone):
     constraint = constraint.inner
-  if isinstance(constraint, (config_checks.OneOf, config_checks.CommaList)):
+  if isinstance(constraint, (schema.OneOf, schema.CommaList)):
     return ['no_such_choice']
-  if isinstance(constraint, config_checks.Interval):
+  if isinstance(constraint, schema.Interval):
     inside = [v for v in _inside(constraint.bounds)]
     return [(inside[1], inside[0])] + [(v, v) for v in _outside(constraint.bounds)]
-  if isinstance(constraint, config_checks.Each):
+  if isinstance(constraint, schema.Each):
     return ([] if constraint.allow_empty else [()]) + [(v,) for v in _outside(constraint.bounds)]
-  if isinstance(constraint, config_checks.Increasing):
+  if isinstance(constraint, schema.Increasing):
     return ([] if constraint.allow_empty else [()]) + [(0, 64), (64, 32), (64, 64), (1.5,)]
-  if isinstance(constraint, config_checks.Flag):
+  if isinstance(constraint, schema.Flag):
     return [0, 'yes', None]
   low, high = constraint.low, constraint.high
   step = 1 if constraint.integer else None
@@ -74,7 +75,7 @@ def _outside(constraint) -> list:
   return values
 
 
-def _inside(constraint: config_checks.Range) -> list:
+def _inside(constraint: schema.Range) -> list:
   low = constraint.low if constraint.low is not None else -1.0
   high = constraint.high if constraint.high is not None else low + 10
   return [low + (high - low) * 0.25, low + (high - low) * 0.75]
