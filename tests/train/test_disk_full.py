@@ -31,11 +31,11 @@ filled = {}
 
 def fill_the_disk():
   if how == 'tmpfs':  # fill it, then leave 100 KB: metrics still fit, a checkpoint (~370 KB) does not
-    with open(os.path.join(workdir, 'filler'), 'wb') as f:
+    # Unbuffered: a buffered file would keep the bytes that did not fit and fail again when it is closed.
+    with open(os.path.join(workdir, 'filler'), 'wb', buffering=0) as f:
       try:
         while True:
           f.write(b'x' * 65536)
-          f.flush()
       except OSError as e:
         assert e.errno == errno.ENOSPC
     os.truncate(os.path.join(workdir, 'filler'), os.path.getsize(os.path.join(workdir, 'filler')) - 100_000)
