@@ -2,7 +2,9 @@
 
     import cascadeformer_jax as cfx
     model = cfx.load_classifier('BEST_N_UCLA_1_1')        # published .pt folder, model directory or work directory
-    logits = model(clips)                                   # (B, T, J, C) -> (B, K)
+    logits = model(clips)                                   # preprocessed (B, T, J, C) -> (B, K)
+    logits = model.predict_raw(raw_clips)                   # raw clips in the stored layout -> (B, K)
+    model.class_names                                       # the classes of the logits
     pretrained = cfx.load_pretrained('BEST_N_UCLA_1_1')
     reconstruction = pretrained.reconstruct(masked_clips)   # (B, T, J, C) -> (B, T, J, C)
 """
@@ -19,9 +21,12 @@ import numpy as np
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.config import configuration
 from cascadeformer_jax.checkpoints import model_sources
+from cascadeformer_jax.data import preprocessing as preprocessing_lib
+from cascadeformer_jax.data import transforms
 from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.evaluate.forward import ClassifierForward
 from cascadeformer_jax.models import ModelConfig
+from cascadeformer_jax.models import batch_frame_mask
 from cascadeformer_jax.models.pretraining import pretraining_module
 
 
@@ -42,10 +47,36 @@ def _as_clips(clips: Any, config: ModelConfig) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class Classifier:
-  """A CascadeFormer classifier with its parameters. Call it on clips (B, T, J, C) to get logits (B, K)."""
+  """A CascadeFormer classifier with its parameters. Call it on preprocessed clips (B, T, J, C) to get logits
+  (B, K); :meth:`predict_raw` takes raw clips and applies the model's stored test-time preprocessing first."""
 
   config: ModelConfig
   params: Any
+  preprocessing: dict[str, Any] | None = None  # data/preprocessing.py; None when the model does not store it
+
+  @property
+  def class_names(self) -> list[str] | None:
+    return None if self.preprocessing is None else self.preprocessing.get('class_names')
+
+  def prepare(self, clips: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Raw clips in the model's stored layout ((T, ...) or a list of them, lengths may differ) -> the model inputs
+    (B, T', J, C') as evaluation prepares them (zero-padded to the longest) and their real frame counts (B,)."""
+    if self.preprocessing is None:
+      raise ValueError('this model does not store its preprocessing (converted before model directories kept '
+                       'it): prepare the clips yourself, or load it with config=<the config it was trained with>')
+    if isinstance(clips, np.ndarray) and clips.ndim == 2 + len(preprocessing_lib.raw_frame_shape(self.preprocessing)):
+      clips = list(clips)
+    elif not isinstance(clips, (list, tuple)):
+      clips = [clips]
+    prepared = [preprocessing_lib.prepare_clip(clip, self.preprocessing, f'clip {i}') for i, clip in enumerate(clips)]
+    frames = max(len(inputs) for inputs, _ in prepared)
+    inputs = np.stack([transforms.pad_time(inputs, frames) for inputs, _ in prepared])
+    return inputs, np.array([length for _, length in prepared], np.int32)
+
+  def predict_raw(self, clips: Any) -> np.ndarray:
+    """Raw clips in the model's stored layout -> logits (B, K), with the stored test-time preprocessing."""
+    inputs, lengths = self.prepare(clips)
+    return self(inputs, batch_frame_mask({'skeleton': inputs, 'lengths': lengths}, self.config.padding_aware))
 
   @functools.cached_property
   def _forward(self) -> ClassifierForward:
@@ -95,10 +126,10 @@ class Pretrained:
     return np.asarray(self._encode(self.params, _as_clips(clips, self.config)))
 
 
-def _load(source: str | os.PathLike, kind: str, config: Any, overrides: dict[str, Any]) -> tuple[ModelConfig, Any]:
+def _load(source: str | os.PathLike, kind: str, config: Any,
+          overrides: dict[str, Any]) -> model_sources.LoadedModel:
   model_config = None if config is None else configuration.model_config(config)
-  loaded = model_sources.load(source, (kind,), model_config, overrides=overrides)
-  return loaded.config, loaded.params
+  return model_sources.load(source, (kind,), model_config, overrides=overrides)
 
 
 def load_classifier(source: str | os.PathLike, config: Any = None, **overrides) -> Classifier:
@@ -112,9 +143,11 @@ def load_classifier(source: str | os.PathLike, config: Any = None, **overrides) 
     **overrides: runtime ModelConfig fields, e.g. ``cross_attn_heads=4`` for the original Penn/N-UCLA
       evaluation.
   """
-  return Classifier(*_load(source, checkpoint_io.CLASSIFIER, config, overrides))
+  loaded = _load(source, checkpoint_io.CLASSIFIER, config, overrides)
+  return Classifier(loaded.config, loaded.params, loaded.preprocessing)
 
 
 def load_pretrained(source: str | os.PathLike, config: Any = None, **overrides) -> Pretrained:
   """Loads the pretrained T1 + its pretraining head from the same sources as ``load_classifier``."""
-  return Pretrained(*_load(source, checkpoint_io.PRETRAINED, config, overrides))
+  loaded = _load(source, checkpoint_io.PRETRAINED, config, overrides)
+  return Pretrained(loaded.config, loaded.params)

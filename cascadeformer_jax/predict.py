@@ -1,8 +1,12 @@
 r"""Classifies a user's own skeleton sequences with a trained or converted CascadeFormer.
 
-    python -m cascadeformer_jax.predict --config=configs/nucla_v1_1.py --init_from=<model dir | work dir | hf:folder> \
-        --input=clip.npy [--top_k=5] [--output=predictions.json] [--features_output=features.npz] \
-        [--bank=train_features.npz]
+    python -m cascadeformer_jax.predict --init_from=<model dir | work dir | hf:folder> --input=clip.npy \
+        [--top_k=5] [--output=predictions.json] [--features_output=features.npz] [--bank=train_features.npz]
+
+The model brings its own preprocessing, class names and joint layout (stored with it when it was trained or
+converted). `--config` is needed only for a model directory converted before they were stored; a config that is
+passed supplies the free settings (data_dir, evaluation batch size, precision) and must agree with the model on
+everything that changes its input (a contradiction is refused, naming the field).
 
 Input: a clip in the dataset's stored layout, (T, J, C) — for NTU-style datasets also (T, 2, J, C) with the
 second actor slot (a (T, J, C) clip fills slot 0), for folder datasets (T, M, J, C) with M <= max_persons — as
@@ -13,15 +17,15 @@ min-max and 64 frames; NTU crop, resize and person selection; a folder's generic
 Clips in another joint layout are mapped to the dataset's with `--layout` (ntu25, nucla20, penn13, coco17,
 mediapipe33, openpose25, h36m17, or an explicit {"joints": [...], "parents": [...]} as JSON) and optionally
 `--mapping` (a mapping name such as original_partition_order, or a JSON object {target joint: source joint(s)});
-see cascadeformer_jax/data/layouts.py for how missing joints are approximated. E.g. COCO-17 clips with an NTU
-model, or a folder dataset (`--config=configs/custom.py --config.data.folder=my_dataset`):
+see cascadeformer_jax/data/layouts.py for how missing joints are approximated. E.g. OpenPose-25 clips with a model
+trained on a folder dataset:
 
-    python -m cascadeformer_jax.predict --config=configs/custom.py --config.data.folder=my_dataset \
-        --init_from=workdirs/custom_my_dataset --input=clip.npy --layout=openpose25
+    python -m cascadeformer_jax.predict --init_from=workdirs/custom_my_dataset --input=clip.npy --layout=openpose25
 
-A bank of training embeddings for the kNN and Mahalanobis anomaly scores is made by running over a split:
+A bank of training embeddings for the kNN and Mahalanobis anomaly scores is made by running over a split of the
+model's dataset (`--data_dir`: where it is built, default $TFDS_DATA_DIR):
 
-    python -m cascadeformer_jax.predict --config=... --init_from=... --split=train --features_output=bank.npz
+    python -m cascadeformer_jax.predict --init_from=... --split=train --data_dir=<tfds dir> --features_output=bank.npz
 """
 
 import json
@@ -33,10 +37,12 @@ from ml_collections import config_flags
 
 from cascadeformer_jax.run import cli
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (model and dataset).')
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file: only for a model that does not store '
+                                          'its preprocessing; otherwise it must agree with the model.')
 _INIT_FROM = flags.DEFINE_string('init_from', None, 'Model directory, training work directory or hf:<folder>.')
 _INPUT = flags.DEFINE_string('input', None, 'A .npy, .npz or .json file of clips.')
-_SPLIT = flags.DEFINE_string('split', None, 'Instead of --input: run over this split of the config\'s dataset.')
+_SPLIT = flags.DEFINE_string('split', None, "Instead of --input: run over this split of the model's dataset.")
+_DATA_DIR = flags.DEFINE_string('data_dir', None, 'With --split: the TFDS data dir the dataset is built in.')
 _TOP_K = flags.DEFINE_integer('top_k', 5, 'How many classes to print per clip.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Write per-clip logits, probabilities, top-k (and scores) as JSON.')
 _FEATURES_OUTPUT = flags.DEFINE_string('features_output', None, 'Write pooled embeddings (and labels) as .npz.')
@@ -48,7 +54,7 @@ _LAYOUT = flags.DEFINE_string('layout', None, "Joint layout of the --input clips
                               'name or an explicit layout as JSON.')
 _MAPPING = flags.DEFINE_string('mapping', None, 'With --layout: a mapping name (original_partition_order) or a JSON '
                                'object {target joint: source joint(s)}.')
-flags.mark_flags_as_required(['config', 'init_from'])
+flags.mark_flags_as_required(['init_from'])
 
 
 def _parse_json_or_name(flag: str, value: str | None):
@@ -73,14 +79,21 @@ def main(argv):
     raise app.UsageError('pass exactly one of --input and --split')
   if (_LAYOUT.value is not None or _MAPPING.value is not None) and _INPUT.value is None:
     raise app.UsageError('--layout and --mapping apply to --input clips')
-  # The run settings of the config that matter for inference: matmul precision and the compilation cache.
-  runtime.apply_matmul_precision(_CONFIG.value.get('matmul_precision', 'default'))
-  runtime.setup_compilation_cache(_CONFIG.value.get('compilation_cache_dir', ''))
+  config = _CONFIG.value
+  if config is not None:
+    # The run settings of the config that matter for inference: matmul precision and the compilation cache.
+    runtime.apply_matmul_precision(config.get('matmul_precision', 'default'))
+    runtime.setup_compilation_cache(config.get('compilation_cache_dir', ''))
+    if _DATA_DIR.value is not None:
+      config.data.data_dir = _DATA_DIR.value
+    configuration.resolve_dataset(config)  # folder datasets: joints, classes and layout from the folder
   layout, mapping = _parse_json_or_name('--layout', _LAYOUT.value), _parse_json_or_name('--mapping', _MAPPING.value)
-  configuration.resolve_dataset(_CONFIG.value)  # folder datasets: joints, classes and layout from the folder
-  predictor = inference.Predictor.load(_CONFIG.value, configuration.model_config(_CONFIG.value), _INIT_FROM.value)
+  predictor = inference.Predictor.load(_INIT_FROM.value, config,
+                                       None if config is None else configuration.model_config(config))
+  if config is None and _DATA_DIR.value is not None:
+    predictor.data_config.data_dir = _DATA_DIR.value
   if _INPUT.value is not None:
-    names, clips = inference.read_clips(_INPUT.value, predictor.data_config, layout, mapping)
+    names, clips = inference.read_clips(_INPUT.value, predictor.preprocessing, layout, mapping)
     outputs = predictor.predict_raw(clips, names)
   else:
     outputs = predictor.predict_split(_SPLIT.value)

@@ -2,9 +2,14 @@
 
 A model directory is what conversion writes and what users share::
 
-    <dir>/model.json     {"format": ..., "model": <ModelConfig>, "contents": [...], "source": {...}}
+    <dir>/model.json     {"format": ..., "model": <ModelConfig>, "contents": [...], "source": {...},
+                          "preprocessing": {...}}
     <dir>/classifier/    Orbax checkpoint {'params': CascadeClassifier params}      (if present)
     <dir>/pretrained/    Orbax checkpoint {'params': T1 + pretraining head params}   (if present)
+
+"preprocessing" (data/preprocessing.py) is what inference needs: the dataset, class names, joint layout and the
+test-time transform with its settings. Directories of format 1 have none; a trained one still has its recipe in
+``source.recipe``, from which :func:`stored_preprocessing` rebuilds it.
 """
 
 import json
@@ -18,12 +23,15 @@ from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
+from cascadeformer_jax.data import preprocessing as preprocessing_lib
 from cascadeformer_jax.run import io_checks
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.models.pretraining import pretraining_module
 
-FORMAT = 'cascadeformer_jax.model_dir/1'
+FORMAT = 'cascadeformer_jax.model_dir/2'
+# Older formats this version still reads.
+READABLE_FORMATS = ('cascadeformer_jax.model_dir/1', FORMAT)
 METADATA_FILE = 'model.json'
 CLASSIFIER = 'classifier'
 PRETRAINED = 'pretrained'
@@ -76,8 +84,10 @@ def check_params_shapes(params: Any, expected: Any, where: str) -> None:
 
 
 def save_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind: dict[str, Any],
-                   source: dict[str, Any] | None = None) -> pathlib.Path:
-  """Writes a model directory. ``params_by_kind`` maps 'classifier' / 'pretrained' to parameter trees.
+                   source: dict[str, Any] | None = None,
+                   preprocessing: dict[str, Any] | None = None) -> pathlib.Path:
+  """Writes a model directory. ``params_by_kind`` maps 'classifier' / 'pretrained' to parameter trees;
+  ``preprocessing`` is data/preprocessing.py's description of the model's inputs (None: unknown).
 
   A value may also be a function returning the tree: it is called only when that kind is written and the tree
   is dropped afterwards, so only one model is in memory at a time. In a multi-process job every process must
@@ -118,6 +128,7 @@ def save_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind:
       'model': config.to_dict(),
       'contents': sorted(params_by_kind),
       'source': source or {},
+      'preprocessing': preprocessing,
   }
   if jax.process_index() == 0:
     # Written last: a directory without model.json is never mistaken for a complete one.
@@ -137,7 +148,8 @@ def remove_model_dir(path: str | os.PathLike) -> None:
 
 
 def replace_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind: dict[str, Any],
-                      source: dict[str, Any] | None = None) -> pathlib.Path:
+                      source: dict[str, Any] | None = None,
+                      preprocessing: dict[str, Any] | None = None) -> pathlib.Path:
   """Writes a model directory next to ``path`` and then moves it into place, replacing any old one.
 
   An interrupted call leaves either the old directory or the new one, never a mix. Every process calls it.
@@ -147,7 +159,7 @@ def replace_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_ki
   if jax.process_index() == 0:
     remove_model_dir(staging)
   multihost_utils.sync_global_devices(f'replace_model_dir_clean:{path}')
-  save_model_dir(staging, config, params_by_kind, source)
+  save_model_dir(staging, config, params_by_kind, source, preprocessing)
   if jax.process_index() == 0:
     remove_model_dir(path)
     staging.rename(path)
@@ -164,9 +176,19 @@ def read_model_dir_metadata(path: str | os.PathLike) -> dict[str, Any]:
     metadata = json.loads(metadata_path.read_text())
   except json.JSONDecodeError as e:
     raise ModelDirError(f'{metadata_path}: invalid JSON ({e})') from None
-  if metadata.get('format') != FORMAT:
-    raise ModelDirError(f'{metadata_path}: unknown format {metadata.get("format")!r}, expected {FORMAT!r}')
+  if not isinstance(metadata, dict) or metadata.get('format') not in READABLE_FORMATS:
+    found = metadata.get('format') if isinstance(metadata, dict) else None
+    raise ModelDirError(f'{metadata_path}: unknown format {found!r}, expected {FORMAT!r}')
   return metadata
+
+
+def stored_preprocessing(metadata: dict[str, Any]) -> dict[str, Any] | None:
+  """The preprocessing a model directory's metadata describes: stored (format 2), else rebuilt from the recipe
+  of the training stage that wrote it; None when unknown (a directory converted before format 2)."""
+  if metadata.get('preprocessing'):
+    return metadata['preprocessing']
+  recipe = metadata.get('source', {}).get('recipe')
+  return preprocessing_lib.from_recipe(recipe) if recipe else None
 
 
 def resolve_config(stored: ModelConfig, requested: ModelConfig | None, where: str,

@@ -10,6 +10,10 @@ import jax.numpy as jnp
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.checkpoints import published
 from cascadeformer_jax.checkpoints.torch_pickle import CheckpointError
+from cascadeformer_jax.data import config as data_config_lib
+from cascadeformer_jax.data import preprocessing as preprocessing_lib
+from cascadeformer_jax.data import sources
+from cascadeformer_jax.models import presets
 from cascadeformer_jax.models.config import ModelConfig
 
 
@@ -42,6 +46,17 @@ def read_published_folder(checkpoint_dir: str | os.PathLike, config: ModelConfig
   return config, params, folder
 
 
+def published_preprocessing(folder: published.PublishedFolder) -> dict[str, Any] | None:
+  """The preprocessing of the published model in ``folder`` (its dataset's evaluation settings); None when the
+  weights match no published model. NTU60 cross-subject and cross-view models share it."""
+  info = folder.t1_info()
+  match = presets.match_published(info.form, info.joint_features, info.d_model, info.num_layers)
+  if match is None:
+    return None
+  data_config = data_config_lib.default_data_config(*match)
+  return preprocessing_lib.describe(data_config, sources.class_names(data_config))
+
+
 def convert_folder(checkpoint_dir: str | os.PathLike, output_dir: str | os.PathLike,
                    config: ModelConfig | None = None) -> pathlib.Path:
   """Converts a published folder into a model directory with the classifier and the pretrained T1.
@@ -62,7 +77,7 @@ def convert_folder(checkpoint_dir: str | os.PathLike, output_dir: str | os.PathL
       'files': {role: {'name': path.name, 'bytes': path.stat().st_size, 'sha256': file_sha256(path)}
                 for role, path in sorted(folder.files.items())},
   }
-  return checkpoint_io.save_model_dir(output_dir, config, params, source)
+  return checkpoint_io.save_model_dir(output_dir, config, params, source, published_preprocessing(folder))
 
 
 def _to_jax_in_place(tree: dict) -> dict:

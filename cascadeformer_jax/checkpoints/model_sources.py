@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.run import workdir as workdir_lib
 from cascadeformer_jax.checkpoints import hub
+from cascadeformer_jax.checkpoints.convert import published_preprocessing
 from cascadeformer_jax.checkpoints.convert import read_published_folder
 from cascadeformer_jax.models import ModelConfig
 
@@ -31,12 +32,14 @@ HF_PREFIX = 'hf:'
 
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
-  """A model's kind ('classifier' or 'pretrained'), architecture, parameters and where they were found."""
+  """A model's kind ('classifier' or 'pretrained'), architecture, parameters, where they were found, and the
+  preprocessing of its inputs (data/preprocessing.py; None when unknown)."""
 
   kind: str
   config: ModelConfig
   params: Any
   location: str
+  preprocessing: dict[str, Any] | None = None
 
 
 def published_folder(source: str) -> pathlib.Path:
@@ -81,10 +84,12 @@ def load(source: str | os.PathLike, kinds: tuple[str, ...] = (checkpoint_io.CLAS
   if text.startswith(HF_PREFIX) and not pathlib.Path(text[len(HF_PREFIX):]).is_dir() and jax.process_count() == 1:
     # Converted once, then loaded from the cached model directory.
     directory = hub.published_model_dir(text, config)
+    metadata = checkpoint_io.read_model_dir_metadata(directory)
     for kind in kinds:
-      if kind in checkpoint_io.read_model_dir_metadata(directory)['contents']:
+      if kind in metadata['contents']:
         model_config, params = checkpoint_io.load_model_dir(directory, kind, config, any_pretraining_head)
-        return LoadedModel(kind, model_config.replace(**overrides), params, text)
+        return LoadedModel(kind, model_config.replace(**overrides), params, text,
+                           checkpoint_io.stored_preprocessing(metadata))
     raise checkpoint_io.ModelDirError(f'{text}: holds no {" or ".join(kinds)} model')
   path = published_folder(text)
   if not path.exists():
@@ -93,9 +98,11 @@ def load(source: str | os.PathLike, kinds: tuple[str, ...] = (checkpoint_io.CLAS
     model_dirs = _model_dirs(path)
     for kind in kinds:
       for directory in model_dirs:
-        if kind in checkpoint_io.read_model_dir_metadata(directory)['contents']:
+        metadata = checkpoint_io.read_model_dir_metadata(directory)
+        if kind in metadata['contents']:
           model_config, params = checkpoint_io.load_model_dir(directory, kind, config, any_pretraining_head)
-          return LoadedModel(kind, model_config.replace(**overrides), params, str(directory))
+          return LoadedModel(kind, model_config.replace(**overrides), params, str(directory),
+                             checkpoint_io.stored_preprocessing(metadata))
     if model_dirs or (path / workdir_lib.CONFIG_FILE).is_file():
       where = ', '.join(str(d.relative_to(path)) if d != path else str(d) for d in model_dirs) or 'none finished'
       raise checkpoint_io.ModelDirError(
@@ -103,4 +110,4 @@ def load(source: str | os.PathLike, kinds: tuple[str, ...] = (checkpoint_io.CLAS
   model_config, params, folder = read_published_folder(path, config, kinds=kinds)
   kind = next(kind for kind in kinds if kind in params)
   return LoadedModel(kind, model_config.replace(**overrides), jax.tree.map(jnp.asarray, params[kind]),
-                     str(folder.path))
+                     str(folder.path), published_preprocessing(folder))

@@ -556,6 +556,8 @@ _FIELDS: list[Field] = [
     Field('eval.protocols', '', CommaList(PROTOCOLS), FREE,
           "extra test protocols reported side by side (evaluate/protocols.py), e.g. 'cross_attn_4_heads,per_clip'"),
     Field('eval.multi_clip_fraction', 0.8, FRACTION, FREE, "window length of the 'multi_clip' protocol"),
+    Field('eval.name', '', FreeText('a folder name'), FREE,
+          "eval mode in a work directory that has results: they go to eval/<name>/ ('' = the date and time)"),
     Field('probe.epochs', 100, integer(1), FREE, 'linear-probe epochs', _trains('probe')),
     Field('probe.batch_size', 256, integer(1), FREE, 'linear-probe batch size'),
     Field('probe.lr', 0.1, POSITIVE, FREE, 'linear-probe learning rate (SGD, cosine decay, standardised features)'),
@@ -604,6 +606,23 @@ def defaults(prefix: str = '') -> dict[str, Any]:
       node = node.setdefault(part, {})
     node[leaf] = field.default
   return tree
+
+
+# What a trained model is fed at test time. A model directory stores these fields with its weights
+# (data/preprocessing.py); a config it is used with must agree on them. The free fields (paths, batch sizes,
+# precision) and the training-only ones (augmentation, shuffling, crops of training clips) may differ.
+MODEL_INPUT_FIELDS = (
+    'data.layout', 'data.num_joints', 'data.num_coords', 'data.max_persons', 'data.joint_names', 'data.parents',
+    'data.centre_indices', 'data.num_frames', 'data.max_frames', 'data.representation', 'data.penn.normalisation',
+    'data.penn.padding', 'data.penn.length_buckets', 'data.penn.pad_multiple', 'data.ntu.test_crop_fraction',
+    'data.ntu.test_window_position', 'data.ntu.person_selection', 'data.generic.person_selection',
+    'data.generic.centre_joints', 'data.generic.centre_mode', 'data.generic.scale', 'data.generic.temporal')
+# What the model's classes are: a model is evaluated on, or predicts for, a dataset with its classes (the benchmark
+# split, e.g. NTU's cross-subject or cross-view, may differ).
+DATASET_FIELDS = ('data.tfds_name', 'data.class_subset', 'data.num_classes')
+# What still has to agree when a model's embeddings serve another dataset (few-shot, the probe): the joints are
+# mapped between layouts and the target dataset's own preprocessing applies, by design.
+TRANSFER_INPUT_FIELDS = ('data.representation', 'data.num_coords')
 
 
 def scope(path: str) -> str:

@@ -13,7 +13,7 @@ _PUBLIC = {
     'default_data_config': 'config',
     'joint_parents': 'config',
     'model_input_shape': 'config',
-    'padded_length': 'config',
+    'padded_length': 'transforms',
     'penn_batch_frames': 'config',
     'resolve_data_dir': 'config',
     'stored_layout': 'config',

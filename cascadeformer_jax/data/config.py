@@ -109,22 +109,12 @@ def two_person_labels(data_config: ml_collections.ConfigDict) -> tuple[int, ...]
   return _TWO_PERSON_LABELS.get(data_config.get('tfds_name', ''))
 
 
-def padded_length(longest: int, length_buckets: tuple[int, ...] = (), pad_multiple: int = 1) -> int:
-  """Frames a batch whose longest clip has ``longest`` frames is padded to (Penn, ``padding='batch_max'``).
-
-  The first of ``length_buckets`` that holds the clip (``longest`` itself beyond the last bucket, or without
-  buckets), rounded up to a multiple of ``pad_multiple``.
-  """
-  target = next((bucket for bucket in length_buckets if bucket >= longest), longest)
-  return -(-target // pad_multiple) * pad_multiple
-
-
 def penn_batch_frames(data_config: ml_collections.ConfigDict, longest: int) -> int:
   """Padded length of a Penn Action batch whose longest clip has ``longest`` frames, under the data config."""
   penn = data_config.penn
   if penn.padding == 'fixed':
     return int(data_config.max_frames)
-  return padded_length(longest, tuple(penn.get('length_buckets', ())), penn.pad_multiple)
+  return transforms.padded_length(longest, tuple(penn.get('length_buckets', ())), penn.pad_multiple)
 
 
 def resolve_data_dir(data_config: ml_collections.ConfigDict) -> str:

@@ -37,6 +37,7 @@ from cascadeformer_jax.data import config as config_lib
 from cascadeformer_jax.data import examples as examples_lib
 from cascadeformer_jax.data import random_streams
 from cascadeformer_jax.data import sources
+from cascadeformer_jax.data import transforms
 
 _STATE_VERSION = 1
 _INFINITE_STOP = 2**62
@@ -205,7 +206,7 @@ class BatchLoader:
       if self.lengths is not None:
         real = row[row >= 0]
         pad_to = int(self.lengths[real % len(self.examples)].max()) if len(real) else 0
-      target = config_lib.padded_length(max([clip.shape[0] for clip in clips] + [pad_to, 1]),
+      target = transforms.padded_length(max([clip.shape[0] for clip in clips] + [pad_to, 1]),
                                         self.length_buckets, self.pad_multiple)
     skeleton = np.zeros((size, target, self.num_joints, self.channels), np.float32)
     for slot, clip in zip(slots, clips):

@@ -412,3 +412,13 @@ def pad_time(x: np.ndarray, num_frames: int) -> np.ndarray:
   if x.shape[0] > num_frames:
     raise ValueError(f'clip has {x.shape[0]} frames, more than the padded length {num_frames}')
   return np.pad(x, [(0, num_frames - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
+
+
+def padded_length(longest: int, length_buckets: tuple[int, ...] = (), pad_multiple: int = 1) -> int:
+  """Frames a batch whose longest clip has ``longest`` frames is padded to (Penn, ``padding='batch_max'``).
+
+  The first of ``length_buckets`` that holds the clip (``longest`` itself beyond the last bucket, or without
+  buckets), rounded up to a multiple of ``pad_multiple``.
+  """
+  target = next((bucket for bucket in length_buckets if bucket >= longest), longest)
+  return -(-target // pad_multiple) * pad_multiple

@@ -13,6 +13,8 @@ import numpy as np
 from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.checkpoints import model_sources
+from cascadeformer_jax.config import schema
+from cascadeformer_jax.data import preprocessing as preprocessing_lib
 from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.data.config import STORED_LAYOUTS
@@ -105,6 +107,10 @@ def evaluate_few_shot(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
   except (FileNotFoundError, checkpoint_io.ModelDirError) as e:
     raise FewShotSetupError(f'few_shot needs a model: {e}; pass --config.init_from=<model dir | work dir | '
                             'hf:folder> or train this work dir first') from None
+  try:  # Another dataset by design: only what the model itself is fed has to agree.
+    preprocessing_lib.check_agrees(loaded.preprocessing, config.data, loaded.location, schema.TRANSFER_INPUT_FIELDS)
+  except preprocessing_lib.PreprocessingMismatchError as e:
+    raise FewShotSetupError(str(e)) from None
   mapping = clip_map(data_config, loaded.config, settings.get('mapping', ''))
   if loaded.kind == checkpoint_io.CLASSIFIER:
     extractor = evaluators.EmbeddingExtractor(loaded.config, data_config, config.eval.batch_size, mesh,

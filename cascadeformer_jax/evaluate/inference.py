@@ -10,72 +10,60 @@ import ml_collections
 import numpy as np
 
 from cascadeformer_jax.checkpoints import checkpoint_io
-from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.checkpoints import model_sources
+from cascadeformer_jax.config import schema
 from cascadeformer_jax.run import partitioning
-from cascadeformer_jax.data import examples
 from cascadeformer_jax.data import layouts
+from cascadeformer_jax.data import preprocessing as preprocessing_lib
 from cascadeformer_jax.data import sources
-from cascadeformer_jax.data import transforms
 from cascadeformer_jax.evaluate import anomaly
 from cascadeformer_jax.evaluate import evaluators
 from cascadeformer_jax.evaluate.forward import ClassifierForward
 from cascadeformer_jax.models import ModelConfig
 
 
-def _persons(data_config: ml_collections.ConfigDict) -> int:
-  """Person slots of the stored clips: 2 for NTU-style datasets, max_persons for folders, else 0 (no axis)."""
-  if data_config.layout == 'ntu':
-    return 2
-  if data_config.layout == 'generic':
-    return int(data_config.max_persons)
-  return 0
-
-
-def _stored_shape(data_config: ml_collections.ConfigDict, num_joints: int | None = None) -> tuple[int, ...]:
-  """Trailing shape of one frame: (J, C), or (M, J, C) with person slots; `num_joints` = the input layout's J."""
-  frame = (data_config.num_joints if num_joints is None else num_joints, data_config.num_coords)
-  persons = _persons(data_config)
-  return (persons,) + frame if persons else frame
-
-
-def _as_clip(array: Any, data_config: ml_collections.ConfigDict, name: str,
-             source_layout: layouts.Layout | None = None, mapping: Any = None) -> np.ndarray:
-  """One input clip in the dataset's stored shape: mapped from `source_layout` when given, person slots filled."""
+def _as_clip(array: Any, preprocessing: dict[str, Any], name: str, source_layout: layouts.Layout | None = None,
+             mapping: Any = None) -> np.ndarray:
+  """One input clip in the model's stored layout: mapped from `source_layout` when given, person slots filled."""
   try:
     clip = np.asarray(array, dtype=np.float32)
   except (TypeError, ValueError) as e:
     raise ValueError(f'{name}: not a numeric array ({e})') from None
-  target = data_lib.stored_layout(data_config)
+  target = stored_layout(preprocessing)
   if source_layout is not None and source_layout.joints != target.joints:
     if clip.ndim not in (3, 4) or clip.shape[-2] != source_layout.num_joints:
       raise ValueError(f'{name}: clip of shape {clip.shape} does not have the {source_layout.num_joints} joints of '
                        f'layout {source_layout.name!r} on axis -2')
     clip = layouts.convert(clip, source_layout, target, mapping=mapping)
-  persons = _persons(data_config)
-  stored = _stored_shape(data_config)
-  if persons and clip.ndim == 3 and clip.shape[1:] == stored[-2:]:
-    clip = clip[:, None]  # one person
-  if persons and clip.ndim == 4 and clip.shape[2:] == stored[-2:] and 0 < clip.shape[1] < persons:
-    clip = np.concatenate([clip, np.zeros((clip.shape[0], persons - clip.shape[1]) + clip.shape[2:], clip.dtype)],
-                          axis=1)  # empty person slots
+  clip = preprocessing_lib.fill_person_slots(clip, preprocessing)
+  stored = preprocessing_lib.raw_frame_shape(preprocessing)
+  persons = int(preprocessing['persons'])
   if clip.ndim != 1 + len(stored) or clip.shape[1:] != stored:
-    layout = f'(T, J, C) or (T, {persons}, J, C)' if persons else '(T, J, C)'
-    raise ValueError(f'{name}: clip of shape {clip.shape}, expected {layout} with J = {data_config.num_joints} '
-                     f'joints ({target.name} layout; other layouts: --layout) and C = {data_config.num_coords} '
-                     f'coordinates for {data_config.name}')
+    shape = f'(T, J, C) or (T, {persons}, J, C)' if persons else '(T, J, C)'
+    raise ValueError(f'{name}: clip of shape {clip.shape}, expected {shape} with J = {stored[-2]} joints '
+                     f'({target.name} layout; other layouts: --layout) and C = {stored[-1]} coordinates for '
+                     f'{preprocessing["dataset"]}')
   if clip.shape[0] == 0:
     raise ValueError(f'{name}: empty clip (0 frames)')
   return clip
 
 
-def read_clips(path: str, data_config: ml_collections.ConfigDict, layout: Any = None,
+def stored_layout(preprocessing: dict[str, Any]) -> layouts.Layout:
+  """The joint layout of a model's raw clips."""
+  stored = preprocessing['stored_layout']
+  if stored['name'] in layouts.LAYOUTS and list(layouts.get_layout(stored['name']).joints) == stored['joints']:
+    return layouts.get_layout(stored['name'])
+  centres = tuple(int(i) for i in preprocessing['data'].get('centre_indices', ()))
+  return layouts.Layout(stored['name'], tuple(stored['joints']), tuple(int(p) for p in stored['parents']), centres)
+
+
+def read_clips(path: str, preprocessing: dict[str, Any], layout: Any = None,
                mapping: Any = None) -> tuple[list[str], list[np.ndarray]]:
   """Reads clips from .npy / .npz / .json (see cascadeformer_jax.predict) and checks their shapes.
 
   Args:
     path: the input file.
-    data_config: the dataset's data config (its stored layout and shape).
+    preprocessing: the model's preprocessing (data/preprocessing.py: its stored layout and shape).
     layout: the joint layout of the clips when it is not the dataset's (a name or an explicit layout); they are
       mapped with `layouts.convert`.
     mapping: `layouts.convert`'s mapping (e.g. 'original_partition_order', or {target joint: source joint(s)}).
@@ -86,7 +74,7 @@ def read_clips(path: str, data_config: ml_collections.ConfigDict, layout: Any = 
   source_layout = layouts.get_layout(layout) if layout else None
   joints = source_layout.num_joints if source_layout is not None else None
   suffix = path.suffix.lower()
-  stored = _stored_shape(data_config, joints)
+  stored = preprocessing_lib.raw_frame_shape(preprocessing, joints)
   ndim = 1 + len(stored)
   if suffix in ('.npy', '.npz'):
     # np.load guesses the format from the first bytes and blames pickles for anything it does not recognise.
@@ -101,7 +89,7 @@ def read_clips(path: str, data_config: ml_collections.ConfigDict, layout: Any = 
       array = np.load(path, allow_pickle=False)
     except ValueError as e:
       raise ValueError(f'{path}: cannot read ({e})') from None
-    stacked = array.ndim == ndim + 1 or (_persons(data_config) and array.ndim == ndim and
+    stacked = array.ndim == ndim + 1 or (preprocessing['persons'] and array.ndim == ndim and
                                          array.shape[1:] != stored)
     items = [(f'{path.name}[{i}]', a) for i, a in enumerate(array)] if stacked else [(path.name, array)]
   elif suffix == '.npz':
@@ -125,26 +113,48 @@ def read_clips(path: str, data_config: ml_collections.ConfigDict, layout: Any = 
     raise ValueError(f'{path}: unsupported input type {suffix!r} (use .npy, .npz or .json)')
   if not items:
     raise ValueError(f'{path}: no clips')
-  return [name for name, _ in items], [_as_clip(a, data_config, name, source_layout, mapping) for name, a in items]
+  return [name for name, _ in items], [_as_clip(a, preprocessing, name, source_layout, mapping) for name, a in items]
 
 
 @dataclasses.dataclass
 class Predictor:
-  """A classifier plus the evaluation preprocessing of its dataset."""
+  """A classifier plus the evaluation preprocessing of its inputs."""
 
-  config: ml_collections.ConfigDict
   model_config: ModelConfig
   params: Any
+  preprocessing: dict[str, Any]
+  data_config: ml_collections.ConfigDict
   class_names: list[str]
+  batch_size: int
 
   @classmethod
-  def load(cls, config: ml_collections.ConfigDict, model_config: ModelConfig, init_from: str) -> 'Predictor':
-    loaded = model_sources.load(init_from, (checkpoint_io.CLASSIFIER,), model_config)
-    return cls(config, loaded.config, loaded.params, sources.class_names(config.data))
+  def load(cls, init_from: str, config: ml_collections.ConfigDict | None = None,
+           model_config: ModelConfig | None = None) -> 'Predictor':
+    """The classifier at ``init_from`` with its stored preprocessing.
 
-  @property
-  def data_config(self) -> ml_collections.ConfigDict:
-    return self.config.data
+    With ``config`` (an experiment config), its data settings must agree with the stored ones; it supplies the
+    free settings (data_dir, the evaluation batch size) and the preprocessing of a model that stores none (a
+    directory converted before model directories kept it).
+    """
+    loaded = model_sources.load(init_from, (checkpoint_io.CLASSIFIER,), model_config)
+    return cls.for_model(loaded, config)
+
+  @classmethod
+  def for_model(cls, loaded: model_sources.LoadedModel,
+                config: ml_collections.ConfigDict | None = None) -> 'Predictor':
+    stored = loaded.preprocessing
+    if stored is None and config is None:
+      raise checkpoint_io.ModelDirError(
+          f'{loaded.location}: the model does not store its preprocessing (converted before model directories '
+          'kept it); pass --config=<the config it was trained with>')
+    if config is not None:
+      preprocessing_lib.check_agrees(stored, config.data, loaded.location)
+    data_config = config.data if config is not None else preprocessing_lib.data_config(stored)
+    names = (stored or {}).get('class_names') or sources.class_names(data_config)
+    preprocessing = stored if stored is not None else preprocessing_lib.describe(data_config, names)
+    preprocessing = dict(preprocessing, class_names=list(names))
+    batch_size = config.eval.batch_size if config is not None else schema.BY_PATH['eval.batch_size'].default
+    return cls(loaded.config, loaded.params, preprocessing, data_config, list(names), batch_size)
 
   @functools.cached_property
   def _forward(self) -> ClassifierForward:
@@ -153,21 +163,10 @@ class Predictor:
   def predict_raw(self, clips: list[np.ndarray], names: list[str]) -> dict[str, Any]:
     """Preprocesses stored-layout clips as the evaluation split is (Penn clips padded to their length bucket),
     then classifies them one by one."""
-    settings = self.data_config.to_dict()
-    parents = data_lib.joint_parents(self.data_config)
     logits, features = [], []
     for name, clip in zip(names, clips):
-      raw = {'skeleton': clip, 'label': 0, 'visibility': np.ones(clip.shape[:2], bool),
-             'image_size': np.array([1, 1], np.int32), 'sample_name': name.encode()}
-      try:
-        example = examples.process_example(raw, settings, parents, None, False, name)
-      except examples.BadExampleError as e:
-        raise ValueError(str(e)) from None
-      skeleton = example['skeleton']
-      if self.data_config.layout == 'penn':  # Padded as evaluation pads: a bounded number of compiled shapes.
-        skeleton = transforms.pad_time(skeleton, data_lib.penn_batch_frames(self.data_config, len(skeleton)))
-      out = self._forward.batch(self.params, {'skeleton': skeleton[None],
-                                              'lengths': np.array([example['length']], np.int32)})
+      skeleton, length = preprocessing_lib.prepare_clip(clip, self.preprocessing, name)
+      out = self._forward.batch(self.params, {'skeleton': skeleton[None], 'lengths': np.array([length], np.int32)})
       logits.append(np.asarray(out['logits'])[0])
       features.append(np.asarray(out['pooled'])[0])
     return {'names': list(names), 'logits': np.stack(logits), 'features': np.stack(features), 'labels': None}
@@ -177,7 +176,7 @@ class Predictor:
     evaluation computes them."""
     mesh = partitioning.make_mesh()
     evaluator = evaluators.ClassifierEvaluator(self.model_config, self.data_config, split,
-                                               batch_size or self.config.eval.batch_size, mesh)
+                                               batch_size or self.batch_size, mesh)
     predicted = evaluator.predict(partitioning.replicate(self.params, mesh))
     return {'names': [f'{split}[{i}]' for i in predicted['index']], 'logits': predicted['logits'],
             'features': predicted['pooled'], 'labels': predicted['label']}

@@ -34,6 +34,7 @@ from cascadeformer_jax.run import recipe as recipe_lib
 from cascadeformer_jax.run import runtime
 from cascadeformer_jax.run import workdir as workdir_lib
 from cascadeformer_jax.run import workdir_lock
+from cascadeformer_jax.data import preprocessing as preprocessing_lib
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.evaluate import evaluators
 from cascadeformer_jax.evaluate import few_shot as few_shot_lib
@@ -87,6 +88,8 @@ def _pretrained_t1(run: trainer.Run, purpose: str, alternative: str = '') -> Any
                         f'--config.init_from=<model dir | work dir | hf:folder>{alternative}')
   loaded = model_sources.load(source, (checkpoint_io.PRETRAINED, checkpoint_io.CLASSIFIER), run.model_config,
                               any_pretraining_head=True)
+  if run.config.mode == 'probe':  # Possibly another dataset, by design: only what T1 itself is fed has to agree.
+    check_model_inputs(loaded, run.config, schema.TRANSFER_INPUT_FIELDS)
   return jax.device_get(loaded.params['t1'])
 
 
@@ -101,17 +104,72 @@ def _classifier_to_report(run: trainer.Run) -> model_sources.LoadedModel:
                       'first or pass --config.init_from=<model dir | work dir | hf:folder>')
 
 
+def check_model_inputs(loaded: model_sources.LoadedModel, config: ml_collections.ConfigDict,
+                       fields: tuple[str, ...] = schema.DATASET_FIELDS + schema.MODEL_INPUT_FIELDS) -> None:
+  """Refuses a config whose data settings (``fields``) or classes contradict what the model was trained with."""
+  try:
+    preprocessing_lib.check_agrees(loaded.preprocessing, config.data, loaded.location, fields)
+    stored_names = (loaded.preprocessing or {}).get('class_names')
+    if stored_names and 'data.num_classes' in fields:
+      names = sources.class_names(config.data)
+      if list(names) != list(stored_names):
+        differ = next(i for i, (a, b) in enumerate(zip(stored_names, names)) if a != b) if len(names) == len(
+            stored_names) else min(len(names), len(stored_names))
+        raise preprocessing_lib.PreprocessingMismatchError(
+            f'{loaded.location} was trained on other classes than {config.data.name} has: class {differ} is '
+            f'{_class_at(stored_names, differ)} there, {_class_at(names, differ)} here')
+  except preprocessing_lib.PreprocessingMismatchError as e:
+    raise TrainingError(str(e)) from None
+
+
+def _class_at(names: list[str], index: int) -> str:
+  return repr(names[index]) if index < len(names) else 'absent'
+
+
+def _evaluation_dir(run: trainer.Run) -> pathlib.Path:
+  """The work directory for the run's own evaluation; eval/<name>/ for an evaluation in a work directory that
+  already has results, which it never replaces."""
+  workdir = run.workdir
+  if run.config.mode != 'eval' or not workdir.results_file.is_file():
+    return workdir.path
+  name = run.config.eval.get('name', '')
+  if name:
+    directory = workdir.evaluation_dir(name)
+    if (directory / workdir_lib.RESULTS_FILE).exists():
+      raise TrainingError(f'{directory} already holds an evaluation; choose another --config.eval.name')
+    return directory
+  stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+  directory, count = workdir.evaluation_dir(stamp), 1
+  while directory.exists():
+    count += 1
+    directory = workdir.evaluation_dir(f'{stamp}-{count}')
+  return directory
+
+
 def final_evaluation(run: trainer.Run) -> dict[str, Any]:
-  """Evaluates the run's classifier on the test split and writes results.json, report.md and the confusion
-  matrix into the work directory."""
+  """Evaluates the run's classifier on the test split and writes results.json, report.md, the confusion matrix
+  and the per-clip scores into the work directory (an evaluation in a work directory that has results: into
+  eval/<name>/, which is printed)."""
   loaded = _classifier_to_report(run)
+  check_model_inputs(loaded, run.config)
+  directory = _evaluation_dir(run)
   evaluation = FinalEvaluation(run.config, run.model_config, run.mesh)
   results = evaluation.run(partitioning.replicate(loaded.params, run.mesh), loaded.location)
   results['matmul_precision'] = run.config.get('matmul_precision', 'default')
   results['devices'] = {k: v for k, v in runtime.describe_devices().items() if k != 'process_index'}
-  run.writer.write('test', 0, {k: results[k] for k in ('accuracy', 'top5', 'loss', 'mean_class_accuracy', 'count')},
-                   split=evaluation.split)
-  evaluation.write(run.workdir.path, results)
+  if directory == run.workdir.path:
+    run.writer.write('test', 0, {k: results[k] for k in ('accuracy', 'top5', 'loss', 'mean_class_accuracy',
+                                                         'count')}, split=evaluation.split)
+  elif jax.process_index() == 0:
+    directory.mkdir(parents=True, exist_ok=True)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f'evaluation_dir:{directory}')
+  evaluation.write(directory, results)
+  if directory != run.workdir.path:
+    results['written_to'] = str(directory)
+    if jax.process_index() == 0:
+      print(f'the work directory already has results, which are kept; this evaluation is in {directory}',
+            flush=True)
   return results
 
 

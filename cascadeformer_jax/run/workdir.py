@@ -12,6 +12,8 @@
       scores.npz  scores_holdout.npz                               per-clip logits of the test (and hold-out) split
       probe.json                                                   --config.mode=probe
       few_shot.json                                                --config.mode=few_shot (and a report.md section)
+      eval/<name>/                                                 --config.mode=eval once results exist: the same
+                                                                   report files, beside the run's own
 """
 
 import os
@@ -86,6 +88,10 @@ class Workdir:
   @property
   def report_file(self) -> pathlib.Path:
     return self.path / REPORT_FILE
+
+  def evaluation_dir(self, name: str) -> pathlib.Path:
+    """Where an evaluation that is not the run's own writes its report files."""
+    return self.path / 'eval' / name
 
   def scores_file(self, split: str = 'test') -> pathlib.Path:
     """Per-clip scores of a split (evaluate/ensemble.py reads them)."""

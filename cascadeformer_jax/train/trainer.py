@@ -7,6 +7,7 @@ Rerunning a stage resumes from its latest checkpoint; a finished stage returns i
 
 import contextlib
 import dataclasses
+import functools
 import json
 import pathlib
 import signal
@@ -18,6 +19,8 @@ import ml_collections
 
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax import data as data_lib
+from cascadeformer_jax.data import preprocessing as preprocessing_lib
+from cascadeformer_jax.data import sources
 from cascadeformer_jax.run import interrupts
 from cascadeformer_jax.config import schema
 from cascadeformer_jax import objectives
@@ -214,6 +217,11 @@ class StageRunner:
   def final_dir(self):
     return self.run.workdir.final_dir(self.stage)
 
+  @functools.cached_property
+  def preprocessing(self) -> dict[str, Any]:
+    """What the stage's model directories store about their inputs (data/preprocessing.py)."""
+    return preprocessing_lib.describe(self.run.config.data, sources.class_names(self.run.config.data))
+
   def execute(self, params: Any) -> Any:
     """Trains the stage from ``params``, or on from its latest checkpoint; writes the final model directory and
     returns its parameters (host arrays)."""
@@ -260,7 +268,7 @@ class StageRunner:
     params = partitioning.host_copy(state['params'])
     checkpoint_io.replace_model_dir(self.final_dir(), run.model_config, {self.kind: params},
                                     {'stage': self.stage, 'workdir': str(run.workdir.path),
-                                     'steps': cadence.total_steps, 'recipe': recipe})
+                                     'steps': cadence.total_steps, 'recipe': recipe}, self.preprocessing)
     if stop.signal is not None:  # Asked to stop during the last step: the stage is complete, stop before the next.
       raise interrupts.Interrupted(f'{signal.Signals(stop.signal).name}: stopped after completing {self.stage} '
                                    f'({self.final_dir()}). Rerun the same command to continue.', stop.signal)
@@ -377,7 +385,8 @@ class StageRunner:
                                       {self.kind: partitioning.host_copy(state['params'])},
                                       {'stage': self.stage, 'step': int(step), 'split': self.split,
                                        'metric': float(metric),
-                                       'recipe': recipe_lib.stage_recipe(self.run.config, self.stage)})
+                                       'recipe': recipe_lib.stage_recipe(self.run.config, self.stage)},
+                                      self.preprocessing)
     return best
 
 

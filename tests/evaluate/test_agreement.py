@@ -14,6 +14,7 @@ import cascadeformer_jax as cfx
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.config import configuration
 from cascadeformer_jax.run import partitioning
+from cascadeformer_jax.data import preprocessing
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.evaluate import evaluators
 from cascadeformer_jax.evaluate import inference
@@ -34,7 +35,8 @@ def penn_model(fixture_data_dir, tmp_path_factory):
   # Non-zero positional embeddings, so that a frame's position matters.
   params['t1']['pos_embedding'] = jax.random.normal(jax.random.key(4), params['t1']['pos_embedding'].shape)
   directory = tmp_path_factory.mktemp('penn_model') / 'model'
-  checkpoint_io.save_model_dir(directory, model_config, {checkpoint_io.CLASSIFIER: params})
+  stored = preprocessing.describe(config.data, sources.class_names(config.data))
+  checkpoint_io.save_model_dir(directory, model_config, {checkpoint_io.CLASSIFIER: params}, preprocessing=stored)
   return config, model_config, params, directory
 
 
@@ -43,7 +45,10 @@ def test_evaluation_and_predict_agree_on_a_padding_aware_penn_model(penn_model):
   mesh = partitioning.make_mesh()
   evaluated = evaluators.ClassifierEvaluator(model_config, config.data, 'train', 4, mesh).predict(
       partitioning.replicate(params, mesh))
-  predictor = inference.Predictor.load(config, model_config, str(directory))
+  # The model brings its own preprocessing: no config (data_dir is the one free setting a split needs).
+  predictor = inference.Predictor.load(str(directory))
+  predictor.data_config.data_dir = config.data.data_dir
+  assert predictor.class_names == sources.class_names(config.data)
   split = predictor.predict_split('train', batch_size=4)
   np.testing.assert_allclose(split['logits'], evaluated['logits'], rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(split['labels'], evaluated['label'])
@@ -58,10 +63,33 @@ def test_evaluation_and_predict_agree_on_a_padding_aware_penn_model(penn_model):
   np.testing.assert_allclose(raw['logits'], evaluated['logits'], rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(raw['features'], evaluated['pooled'], rtol=1e-4, atol=1e-4)
 
-  # The API on one unpadded clip gives the same logits as well.
+  # The API on one unpadded clip gives the same logits as well, and on the raw clips with the stored preprocessing.
   model = cfx.load_classifier(directory)
   longest = int(np.argmax([len(clip) for clip in clips]))
   np.testing.assert_allclose(model(clips[longest])[0], evaluated['logits'][longest], rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(model.predict_raw(clips), evaluated['logits'], rtol=1e-4, atol=1e-4)
+  assert model.class_names == predictor.class_names
+
+
+def test_a_config_that_contradicts_the_model_is_refused_in_one_line(penn_model):
+  config, _, _, directory = penn_model
+  given = config.copy_and_resolve_references()
+  given.data.representation = 'bone'
+  with pytest.raises(preprocessing.PreprocessingMismatchError) as refused:
+    inference.Predictor.load(str(directory), given)
+  assert "data.representation: 'joint' → 'bone'" in str(refused.value) and '\n' not in str(refused.value)
+  given = config.copy_and_resolve_references()
+  given.eval.batch_size = 2  # free: no contradiction
+  assert inference.Predictor.load(str(directory), given).batch_size == 2
+
+
+def test_a_model_without_stored_preprocessing_asks_for_a_config(penn_model, tmp_path):
+  config, model_config, params, _ = penn_model
+  checkpoint_io.save_model_dir(tmp_path / 'old', model_config, {checkpoint_io.CLASSIFIER: params})
+  with pytest.raises(checkpoint_io.ModelDirError, match='pass --config'):
+    inference.Predictor.load(str(tmp_path / 'old'))
+  predictor = inference.Predictor.load(str(tmp_path / 'old'), config)
+  assert predictor.preprocessing['stored_layout']['name'] == 'penn13'
 
 
 def test_the_padding_mask_matters_for_that_model(penn_model):
