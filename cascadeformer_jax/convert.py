@@ -5,7 +5,9 @@ r"""Converts a published CascadeFormer checkpoint folder into a model directory.
 
 --checkpoint_dir is a local folder or `hf:[<owner>/<repo>/]<folder>[@<revision>]`, a folder of the Hugging Face
 repository (default YusenPeng/CascadeFormerCheckpoints) downloaded through its cache. Without --config the
-architecture is that of the published model whose sizes match the weights.
+architecture is that of the published model whose sizes match the weights. The model directory stores the
+preprocessing of its dataset (that of --config, else the evaluation settings of the published model's dataset), so
+that predict, eval and the API need no config to use it.
 """
 
 from absl import app
@@ -22,7 +24,7 @@ from cascadeformer_jax.run import cli
 _CHECKPOINT_DIR = flags.DEFINE_string('checkpoint_dir', None, 'Folder with the <Prefix>_*.pt files, or hf:<folder>.',
                                       required=True)
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where to write the model directory.', required=True)
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config (its `model` part is used).')
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config: its model and its data settings.')
 
 
 def main(argv):
@@ -35,9 +37,16 @@ def main(argv):
   configuration.quiet_logs()
   output_dir, config = _OUTPUT_DIR.value, _CONFIG.value
   io_checks.check_writable(output_dir, 'output folder')
-  model_config = configuration.model_config(config) if config is not None else None
+  model_config, preprocessing = None, None
+  if config is not None:
+    from cascadeformer_jax.data import preprocessing as preprocessing_lib  # pylint: disable=g-import-not-at-top
+    from cascadeformer_jax.data import sources  # pylint: disable=g-import-not-at-top
+
+    configuration.resolve_dataset(config)
+    model_config = configuration.model_config(config)
+    preprocessing = preprocessing_lib.describe(config.data, sources.class_names(config.data))
   checkpoint_dir = hub.download_published_folder(_CHECKPOINT_DIR.value)
-  path = convert_folder(checkpoint_dir, output_dir, model_config)
+  path = convert_folder(checkpoint_dir, output_dir, model_config, preprocessing)
   print(f'wrote {path}')
   return 0
 

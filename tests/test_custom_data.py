@@ -62,9 +62,9 @@ def test_coco17_2d_folder_trains_and_predicts_clips_of_another_layout(tmp_path):
   clips = {name: example.to_layout(example.generate_clip(np.random.default_rng([7, label]), label), 'openpose25', 2)
            for label, name in enumerate(example.CLASS_NAMES)}
   np.savez(tmp_path / 'openpose.npz', **clips)
-  result = _run('cascadeformer_jax.predict', '--config=configs/custom.py', f'--config.data.folder={folder}',
-                f'--config.data.data_dir={tmp_path / "tfds"}', *MODEL, f'--init_from={workdir}',
-                f'--input={tmp_path / "openpose.npz"}', '--layout=openpose25', f'--output={tmp_path / "out.json"}')
+  # The model brings its preprocessing, layout and class names: no config (the README's command).
+  result = _run('cascadeformer_jax.predict', f'--init_from={workdir}', f'--input={tmp_path / "openpose.npz"}',
+                '--layout=openpose25', f'--output={tmp_path / "out.json"}')
   records = json.loads((tmp_path / 'out.json').read_text())['clips']
   assert [r['name'] for r in records] == [f'openpose.npz:{name}' for name in example.CLASS_NAMES]
   assert sorted(records[0]['probabilities']) == sorted(example.CLASS_NAMES)
@@ -82,3 +82,19 @@ def test_ntu25_3d_folder_with_group_split_trains_and_evaluates(tmp_path):
                    '--config.mode=eval')
   assert f'test accuracy {results["accuracy"]:.4f}' in evaluated.stdout
   assert 'building' not in evaluated.stdout  # built once, reused while the folder is unchanged
+  # The run's own results stay; the evaluation went beside them, with the same numbers.
+  assert json.loads((workdir / 'results.json').read_text()) == results
+  (written,) = (workdir / 'eval').iterdir()
+  assert str(written) in evaluated.stdout
+  assert json.loads((written / 'results.json').read_text())['accuracy'] == results['accuracy']
+  # A setting that changes the model's input is refused in one line, before anything is written.
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  refused = subprocess.run([sys.executable, '-m', 'cascadeformer_jax.main', '--config=configs/custom.py:1.1',
+                            f'--config.data.folder={folder}', f'--config.data.data_dir={tmp_path / "tfds"}',
+                            f'--config.workdir={workdir}', *TINY, '--config.mode=eval',
+                            '--config.data.representation=bone'],
+                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert refused.returncode != 0
+  assert refused.stderr.strip().splitlines() == [refused.stderr.strip().splitlines()[-1]], refused.stderr
+  assert "data.representation: 'joint' → 'bone'" in refused.stderr
+  assert len(list((workdir / 'eval').iterdir())) == 1

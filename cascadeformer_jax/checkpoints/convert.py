@@ -58,11 +58,12 @@ def published_preprocessing(folder: published.PublishedFolder) -> dict[str, Any]
 
 
 def convert_folder(checkpoint_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                   config: ModelConfig | None = None) -> pathlib.Path:
+                   config: ModelConfig | None = None, preprocessing: dict[str, Any] | None = None) -> pathlib.Path:
   """Converts a published folder into a model directory with the classifier and the pretrained T1.
 
   The two models are converted and written one after the other; tensors are read through memory maps, so the
-  memory needed is about one copy of the larger model.
+  memory needed is about one copy of the larger model. ``preprocessing`` (data/preprocessing.py) defaults to the
+  evaluation settings of the published model's dataset.
   """
   folder = published.scan_folder(checkpoint_dir)
   if config is None:
@@ -77,7 +78,9 @@ def convert_folder(checkpoint_dir: str | os.PathLike, output_dir: str | os.PathL
       'files': {role: {'name': path.name, 'bytes': path.stat().st_size, 'sha256': file_sha256(path)}
                 for role, path in sorted(folder.files.items())},
   }
-  return checkpoint_io.save_model_dir(output_dir, config, params, source, published_preprocessing(folder))
+  if preprocessing is None:
+    preprocessing = published_preprocessing(folder)
+  return checkpoint_io.save_model_dir(output_dir, config, params, source, preprocessing)
 
 
 def _to_jax_in_place(tree: dict) -> dict:
