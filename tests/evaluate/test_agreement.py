@@ -4,6 +4,7 @@ Penn Action clips have different lengths (the fixture's training split: 3 and 4 
 attention padding masks) must give every clip the outputs it has alone, whichever way the clip reaches it.
 """
 
+import json
 import pathlib
 
 import jax
@@ -14,6 +15,7 @@ import cascadeformer_jax as cfx
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.config import configuration
 from cascadeformer_jax.run import partitioning
+from cascadeformer_jax.run import recipe
 from cascadeformer_jax.data import preprocessing
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.evaluate import evaluators
@@ -100,3 +102,17 @@ def test_the_padding_mask_matters_for_that_model(penn_model):
   aware = evaluators.ClassifierEvaluator(model_config, config.data, 'train', 4, mesh).predict(params)
   plain = evaluators.ClassifierEvaluator(unaware, config.data, 'train', 4, mesh).predict(params)
   assert not np.allclose(aware['logits'], plain['logits'], atol=1e-3)
+
+
+def test_a_model_trained_before_the_preprocessing_was_stored_rebuilds_it_from_its_recipe(penn_model, tmp_path):
+  config, model_config, params, directory = penn_model
+  old = tmp_path / 'old'
+  checkpoint_io.save_model_dir(old, model_config, {checkpoint_io.CLASSIFIER: params},
+                               {'recipe': recipe.stage_recipe(config, recipe.FINETUNE)})
+  metadata = json.loads((old / checkpoint_io.METADATA_FILE).read_text())
+  del metadata['preprocessing']
+  metadata['format'] = 'cascadeformer_jax.model_dir/1'
+  (old / checkpoint_io.METADATA_FILE).write_text(json.dumps(metadata))
+  rebuilt, stored = inference.Predictor.load(str(old)), inference.Predictor.load(str(directory))
+  assert rebuilt.preprocessing == stored.preprocessing
+  assert rebuilt.class_names == stored.class_names
