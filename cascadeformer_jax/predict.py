@@ -79,6 +79,17 @@ def main(argv):
     raise app.UsageError('pass exactly one of --input and --split')
   if (_LAYOUT.value is not None or _MAPPING.value is not None) and _INPUT.value is None:
     raise app.UsageError('--layout and --mapping apply to --input clips')
+  if _TOP_K.value < 1:
+    raise app.UsageError(f'--top_k={_TOP_K.value}: must be at least 1')
+  if _KNN.value < 1:
+    raise app.UsageError(f'--knn={_KNN.value}: must be at least 1')
+  for flag, value in (('--output', _OUTPUT.value), ('--features_output', _FEATURES_OUTPUT.value)):
+    if value:
+      inference.check_output_file(value, flag)
+  bank = inference.read_bank(_BANK.value) if _BANK.value else None
+  if bank is not None and _KNN.value > len(bank['features']):
+    raise app.UsageError(f'--knn={_KNN.value} is larger than the feature bank {_BANK.value} '
+                         f'({len(bank["features"])} clips)')
   config = _CONFIG.value
   if config is not None:
     # The run settings of the config that matter for inference: matmul precision and the compilation cache.
@@ -95,22 +106,23 @@ def main(argv):
   if _INPUT.value is not None:
     names, clips = inference.read_clips(_INPUT.value, predictor.preprocessing, layout, mapping)
     outputs = predictor.predict_raw(clips, names)
+    outputs['warnings'] = inference.clip_warnings(clips, predictor.preprocessing)
   else:
     outputs = predictor.predict_split(_SPLIT.value)
   scores = None
   if _ANOMALY.value or _BANK.value:
-    bank = inference.read_bank(_BANK.value) if _BANK.value else None
     scores = inference.scores_for(outputs, bank, _KNN.value)
   top = inference.top_k(outputs, predictor.class_names, _TOP_K.value)
   if _INPUT.value is not None:
-    for name, entries in zip(outputs['names'], top):
-      print(f'{name}: ' + ', '.join(f'{c} {p:.3f}' for c, p in entries))
+    for name, entries, warnings in zip(outputs['names'], top, outputs['warnings']):
+      print(f'{name}: ' + ', '.join(f'{c} {p:.3f}' for c, p in entries)
+            + ''.join(f'  [warning: {warning}]' for warning in warnings))
   else:
     print(f'{len(outputs["names"])} clips of split {_SPLIT.value!r}; top-1 accuracy '
           f'{float((outputs["logits"].argmax(-1) == outputs["labels"]).mean()):.4f}')
   if _OUTPUT.value:
     records = inference.records(outputs, top, scores, predictor.class_names)
-    pathlib.Path(_OUTPUT.value).write_text(json.dumps({'clips': records}, indent=1) + '\n')
+    pathlib.Path(_OUTPUT.value).write_text(json.dumps({'clips': records}, indent=1, allow_nan=False) + '\n')
   if _FEATURES_OUTPUT.value:
     inference.write_features(_FEATURES_OUTPUT.value, outputs)
   return 0

@@ -12,6 +12,9 @@ A model directory keeps this description in its ``model.json`` under ``"preproce
     input_shape     (T, J, C) of one model input (Penn Action: T is the longest clip)
     data            every data setting that is part of the training recipe (the test-time transform, its
                     parameters, the representation, frames and person selection among them)
+    largest_training_input
+                    the largest absolute model-input value over (up to SAMPLED_CLIPS evenly spaced) training clips
+                    under the test-time transform; clips far beyond it are flagged at inference (absent: unknown)
 
 :func:`prepare_clip` applies the test-time transform with NumPy alone: this module and the transforms it calls
 import neither JAX nor ml_collections, so a deployment can prepare inputs without them. The functions that build a
@@ -30,6 +33,7 @@ from cascadeformer_jax.data import examples
 from cascadeformer_jax.data import transforms
 
 FORMAT = 'cascadeformer_jax.preprocessing/1'
+SAMPLED_CLIPS = 2048
 
 
 class PreprocessingMismatchError(ValueError):
@@ -78,6 +82,26 @@ def describe(data_config: Any, class_names: Sequence[str] | None) -> dict[str, A
       'input_shape': list(config_lib.model_input_shape(data_config)),
       'data': data,
   }
+
+
+def largest_training_input(data_config: Any, split: str | None = None) -> float:
+  """The largest absolute model-input value of the training clips under the test-time transform (over at most
+  SAMPLED_CLIPS of them, evenly spaced)."""
+  from cascadeformer_jax.data import config as config_lib  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.data import sources  # pylint: disable=g-import-not-at-top
+
+  split = split or data_config.train_split
+  source = sources.open_split(data_config, split)
+  indices = np.unique(np.linspace(0, len(source) - 1, min(len(source), SAMPLED_CLIPS)).astype(int))
+  settings, parents = data_config.to_dict(), config_lib.joint_parents(data_config)
+  largest = 0.0
+  for start in range(0, len(indices), 256):
+    chunk = indices[start:start + 256]
+    processed = examples.process_examples([source[int(i)] for i in chunk], settings, parents, None, False,
+                                          [f'{split} example {i}' for i in chunk])
+    for clip, length in zip(processed['skeleton'], processed['length']):
+      largest = max(largest, float(np.abs(clip[:length]).max(initial=0.0)))
+  return largest
 
 
 def from_recipe(recipe: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ import numpy as np
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.checkpoints import model_sources
 from cascadeformer_jax.config import schema
+from cascadeformer_jax.run import io_checks
 from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.data import layouts
 from cascadeformer_jax.data import preprocessing as preprocessing_lib
@@ -20,6 +21,10 @@ from cascadeformer_jax.evaluate import anomaly
 from cascadeformer_jax.evaluate import evaluators
 from cascadeformer_jax.evaluate.forward import ClassifierForward
 from cascadeformer_jax.models import ModelConfig
+
+
+# A clip whose model inputs exceed this many times the largest absolute input value seen in training is flagged.
+OUT_OF_RANGE = 10.0
 
 
 def _as_clip(array: Any, preprocessing: dict[str, Any], name: str, source_layout: layouts.Layout | None = None,
@@ -104,8 +109,10 @@ def read_clips(path: str, preprocessing: dict[str, Any], layout: Any = None,
     except json.JSONDecodeError as e:
       raise ValueError(f'{path}: invalid JSON ({e})') from None
     if isinstance(content, dict):
-      if 'clips' not in content:
-        raise ValueError(f'{path}: a JSON object must have a "clips" list')
+      if not isinstance(content.get('clips'), list) or not all(isinstance(c, list) for c in content['clips']):
+        found = type(content['clips']).__name__ if 'clips' in content else 'no "clips" key'
+        raise ValueError(f'{path}: "clips" must be a list of clips, each a nested list of coordinates '
+                         f'(found {found})')
       items = [(f'{path.name}[{i}]', c) for i, c in enumerate(content['clips'])]
     else:
       items = [(path.name, content)]
@@ -189,16 +196,59 @@ def top_k(outputs: dict[str, Any], class_names: list[str], k: int) -> list[list[
 
 
 def read_bank(path: str) -> dict[str, np.ndarray]:
+  """A feature bank (``--features_output`` of a training split), checked: finite embeddings, one label each."""
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f'{path}: no such feature bank (make one with --split=train --features_output=...)')
-  with np.load(path) as archive:
-    if 'features' not in archive.files:
-      raise ValueError(f'{path}: a feature bank needs a "features" array (found {archive.files})')
-    return {key: archive[key] for key in archive.files}
+  try:
+    with np.load(path, allow_pickle=False) as archive:
+      bank = {key: archive[key] for key in archive.files}
+  except (ValueError, OSError) as e:
+    raise ValueError(f'{path}: not a feature bank written by --features_output ({e})') from None
+  features = bank.get('features')
+  if features is None or features.ndim != 2 or not len(features):
+    raise ValueError(f'{path}: a feature bank needs a non-empty (clips, dims) "features" array (found '
+                     f'{sorted(bank)})')
+  bad_rows = np.flatnonzero(~np.isfinite(features).all(axis=1))
+  if len(bad_rows):
+    raise ValueError(f'{path}: "features" row {int(bad_rows[0])} is not finite (NaN or infinite; '
+                     f'{len(bad_rows)} such rows)')
+  if 'labels' in bank and len(bank['labels']) != len(features):
+    raise ValueError(f'{path}: {len(bank["labels"])} "labels" for {len(features)} "features" rows')
+  return bank
+
+
+def check_output_file(path: str, flag: str) -> None:
+  """Raises WriteError, before any work, when ``path`` cannot be written."""
+  target = pathlib.Path(path)
+  if target.is_dir():
+    raise io_checks.WriteError(f'{flag}={path}: is a folder, not a file')
+  io_checks.check_writable(target.absolute().parent, f'folder of {flag}')
+
+
+def clip_warnings(clips: list[np.ndarray], preprocessing: dict[str, Any]) -> list[list[str]]:
+  """Per clip, why its prediction should not be trusted: a constant clip (no motion, e.g. all zeros), or model
+  inputs far outside what the model saw in training (above `OUT_OF_RANGE` x the largest absolute value of its
+  training inputs, when the model stores it)."""
+  largest = preprocessing.get('largest_training_input')
+  found = []
+  for clip in clips:
+    reasons = []
+    if not np.any(clip != clip[:1]):
+      reasons.append('constant clip: every frame is the same (no motion)')
+    if largest:
+      inputs, length = preprocessing_lib.prepare_clip(clip, preprocessing)
+      peak = float(np.abs(inputs[:length]).max())
+      if peak > OUT_OF_RANGE * largest:
+        reasons.append(f'out of range: inputs reach {peak:.3g}, more than {OUT_OF_RANGE:g}x the largest in '
+                       f'training ({largest:.3g})')
+    found.append(reasons)
+  return found
 
 
 def scores_for(outputs: dict[str, Any], bank: dict[str, np.ndarray] | None, k: int) -> dict[str, np.ndarray]:
+  if bank is not None and len(bank['features']) < k:
+    raise ValueError(f'--knn={k} is larger than the feature bank ({len(bank["features"])} clips)')
   if bank is not None and bank['features'].shape[1:] != outputs['features'].shape[1:]:
     raise ValueError(f'the feature bank has {bank["features"].shape[1]}-dimensional embeddings, the model gives '
                      f'{outputs["features"].shape[1]}')
@@ -217,9 +267,17 @@ def records(outputs, top, scores, class_names) -> list[dict[str, Any]]:
     if outputs.get('labels') is not None:
       record['label'] = class_names[int(outputs['labels'][i])]
     if scores:
-      record['anomaly_scores'] = {key: float(value[i]) for key, value in scores.items()}
+      record['anomaly_scores'] = {key: _finite_or_none(value[i]) for key, value in scores.items()}
+    if outputs.get('warnings') is not None:
+      record['warnings'] = outputs['warnings'][i]
     result.append(record)
   return result
+
+
+def _finite_or_none(value: Any) -> float | None:
+  """A JSON number, or null for NaN/inf (which JSON cannot hold)."""
+  value = float(value)
+  return value if np.isfinite(value) else None
 
 
 def write_features(path: str, outputs: dict[str, Any]) -> None:

@@ -220,7 +220,10 @@ class StageRunner:
   @functools.cached_property
   def preprocessing(self) -> dict[str, Any]:
     """What the stage's model directories store about their inputs (data/preprocessing.py)."""
-    return preprocessing_lib.describe(self.run.config.data, sources.class_names(self.run.config.data))
+    data_config = self.run.config.data
+    described = preprocessing_lib.describe(data_config, sources.class_names(data_config))
+    described['largest_training_input'] = preprocessing_lib.largest_training_input(data_config)
+    return described
 
   def execute(self, params: Any) -> Any:
     """Trains the stage from ``params``, or on from its latest checkpoint; writes the final model directory and

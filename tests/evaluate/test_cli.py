@@ -113,7 +113,7 @@ def test_predict_over_a_split_and_on_user_files(golden_dataset, tmp_path):
     (np.zeros((10, 24, 3)), r'clip of shape \(10, 24, 3\), expected'),
     (np.zeros((10, 25, 2)), r'clip of shape \(10, 25, 2\), expected'),
     (np.zeros((0, 25, 3)), 'empty clip'),
-    ('{"frames": []}', 'must have a "clips" list'),
+    ('{"frames": []}', '"clips" must be a list of clips'),
     ('[[["a", "b", "c"]]]', 'not a numeric array'),
 ])
 def test_predict_bad_inputs(golden_dataset, tmp_path, content, message):
@@ -130,3 +130,10 @@ def test_predict_bad_inputs(golden_dataset, tmp_path, content, message):
   assert 'error:' in result.stderr
   assert re.search(message, result.stderr), result.stderr[-2000:]
   assert path.name in result.stderr
+
+
+def test_predict_refuses_a_knn_below_one_before_any_work(golden_dataset, tmp_path):
+  case, config_file, _, _ = golden_dataset
+  result = _run('cascadeformer_jax.predict', f'--config={config_file}', f'--init_from=hf:{case.path}',
+                f'--input={tmp_path / "absent.npy"}', '--knn=0')
+  assert result.returncode == 2 and result.stderr.strip() == 'error: --knn=0: must be at least 1', result.stderr
