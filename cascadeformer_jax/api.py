@@ -16,12 +16,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.config import configuration
 from cascadeformer_jax.checkpoints import model_sources
 from cascadeformer_jax.data import preprocessing as preprocessing_lib
+from cascadeformer_jax.data import sources
 from cascadeformer_jax.data import transforms
 from cascadeformer_jax.run import partitioning
 from cascadeformer_jax.evaluate.forward import ClassifierForward
@@ -128,8 +130,16 @@ class Pretrained:
 
 def _load(source: str | os.PathLike, kind: str, config: Any,
           overrides: dict[str, Any]) -> model_sources.LoadedModel:
+  if isinstance(config, (str, os.PathLike)):
+    config = configuration.load_config_file(config)
   model_config = None if config is None else configuration.model_config(config)
-  return model_sources.load(source, (kind,), model_config, overrides=overrides)
+  loaded = model_sources.load(source, (kind,), model_config, overrides=overrides)
+  if loaded.preprocessing is None and isinstance(config, ml_collections.ConfigDict) and 'data' in config:
+    # A model that does not store its preprocessing: the experiment config's.
+    configuration.resolve_dataset(config, announce=False)
+    loaded = dataclasses.replace(loaded, preprocessing=preprocessing_lib.describe(
+        config.data, sources.class_names(config.data)))
+  return loaded
 
 
 def load_classifier(source: str | os.PathLike, config: Any = None, **overrides) -> Classifier:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from cascadeformer_jax.checkpoints import checkpoint_io
 from cascadeformer_jax.run import workdir as workdir_lib
 from cascadeformer_jax.checkpoints import hub
+from cascadeformer_jax.checkpoints import published
 from cascadeformer_jax.checkpoints.convert import published_preprocessing
 from cascadeformer_jax.checkpoints.convert import read_published_folder
 from cascadeformer_jax.models import ModelConfig
@@ -88,8 +89,10 @@ def load(source: str | os.PathLike, kinds: tuple[str, ...] = (checkpoint_io.CLAS
     for kind in kinds:
       if kind in metadata['contents']:
         model_config, params = checkpoint_io.load_model_dir(directory, kind, config, any_pretraining_head)
-        return LoadedModel(kind, model_config.replace(**overrides), params, text,
-                           checkpoint_io.stored_preprocessing(metadata))
+        preprocessing = checkpoint_io.stored_preprocessing(metadata)
+        if preprocessing is None:  # Cached by a version that did not store it: the published dataset's.
+          preprocessing = published_preprocessing(published.scan_folder(published_folder(text)))
+        return LoadedModel(kind, model_config.replace(**overrides), params, text, preprocessing)
     raise checkpoint_io.ModelDirError(f'{text}: holds no {" or ".join(kinds)} model')
   path = published_folder(text)
   if not path.exists():
