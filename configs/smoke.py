@@ -16,6 +16,8 @@ _LAYOUTS = {'penn_action': 'penn', 'n_ucla': 'nucla', 'ntu60_xsub': 'ntu', 'ntu6
 
 
 def get_config(arg: str = 'synthetic_actions,1.0'):
+  if arg.count(',') != 1:
+    raise ValueError(f"configs/smoke.py:<dataset>,<variant> takes a dataset and a variant, e.g. n_ucla,1.1; got {arg!r}")
   dataset, variant = arg.split(',')
   data = data_lib.default_data_config(dataset, variant)
   data.num_frames = 16 if data.layout != 'penn' else data.num_frames

@@ -2,6 +2,7 @@
 
 import copy
 import importlib.util
+import json
 import logging
 import os
 import pathlib
@@ -111,6 +112,7 @@ def resolve_dataset(config: ml_collections.ConfigDict, announce: bool = True) ->
 
   if config.data.layout != 'generic':
     return
+  resolve_person_selection(config)
   if not config.data.folder and not config.data.tfds_config:
     raise ValueError('a folder dataset needs --config.data.folder=<folder with dataset.json, labels.csv and the '
                      'clips>')
@@ -120,6 +122,36 @@ def resolve_dataset(config: ml_collections.ConfigDict, announce: bool = True) ->
   config.model.num_joints = joints
   config.model.coords = channels
   config.model.num_classes = config.data.num_classes
+
+
+def stored_recipe(workdir: str | os.PathLike) -> dict[str, Any] | None:
+  """What ``workdir`` was trained with, as {dotted field: value}: a stage's recipe.json (fine-tuning's first), else
+  its config.json; None for a new work directory."""
+  from cascadeformer_jax.run import recipe as recipe_lib  # pylint: disable=g-import-not-at-top
+  from cascadeformer_jax.run import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+
+  paths = workdir_lib.Workdir(workdir)
+  for path in [paths.recipe_file(stage) for stage in reversed(workdir_lib.STAGES)] + [paths.config_file]:
+    if path.is_file():
+      try:
+        return recipe_lib.flatten(json.loads(path.read_text()))
+      except (OSError, ValueError) as e:
+        raise ValueError(f'{path}: not a readable JSON file ({e})') from None
+  return None
+
+
+def resolve_person_selection(config: ml_collections.ConfigDict) -> None:
+  """Replaces a folder dataset's person_selection 'auto' with the rule its work directory was trained with, so that
+  runs trained before 'observed_motion' became the default keep theirs; a new run (or a restart) gets
+  'observed_motion'. A rule the config sets is kept as it is (a different one than trained is a changed recipe)."""
+  from cascadeformer_jax.data import generic  # pylint: disable=g-import-not-at-top
+
+  settings = config.data.get('generic')
+  if settings is None or settings.get('person_selection') != generic.AUTO_PERSON_SELECTION:
+    return
+  workdir = config.get('workdir', '')
+  stored = stored_recipe(workdir) if workdir and not config.get('restart', False) else None
+  settings.person_selection = generic.trained_person_selection(stored)
 
 
 def quiet_logs() -> None:

@@ -67,7 +67,8 @@ POS_INITS = ('trunc_normal', 'zeros')
 POOLINGS = ('mean', 'masked_mean')
 DTYPES = ('float32', 'bfloat16')
 REPRESENTATIONS = ('joint', 'bone', 'joint_bone', 'bone_param', 'motion', 'joint_motion', 'bone_motion')
-PERSON_SELECTIONS = ('abs_sum', 'motion_variance', 'first')
+# Folder datasets: 'auto' is the rule a work directory was trained with, else 'observed_motion' (data/generic.py).
+PERSON_SELECTIONS = ('auto', 'observed_motion', 'abs_sum', 'motion_variance', 'first')
 NTU_PERSON_SELECTIONS = ('abs_sum', 'motion_variance')
 CENTRE_MODES = ('first_frame', 'per_frame', 'none')
 SCALES = ('bone', 'minmax', 'none')
@@ -514,8 +515,11 @@ _FIELDS: list[Field] = [
     Field('data.ntu.rotation_max_rad', 0.3, number(0, math.pi), SHARED, 'random rotation up to this angle'),
     Field('data.ntu.person_selection', 'abs_sum', OneOf(NTU_PERSON_SELECTIONS), SHARED,
           "which person of a two-person clip is kept: 'abs_sum' (the original's) or 'motion_variance' (the paper's)"),
-    Field('data.generic.person_selection', 'abs_sum', OneOf(PERSON_SELECTIONS), SHARED,
-          'which person of a clip is kept'),
+    Field('data.generic.person_selection', 'auto', OneOf(PERSON_SELECTIONS), SHARED,
+          "which person of a clip is kept: 'observed_motion' (the most motion over the joints observed), 'abs_sum' "
+          "(the farthest from the origin; the default before 'observed_motion'), 'motion_variance' (the most motion, "
+          "missing joints counted as 0), 'first' (slot 0); 'auto': the rule the work directory was trained with, "
+          "'observed_motion' for a new one"),
     Field('data.generic.centre_joints', (), FreeText('joint names'), SHARED,
           "joints whose mean is the centre (() = the layout's)"),
     Field('data.generic.centre_mode', 'first_frame', OneOf(CENTRE_MODES), SHARED, 'centring of the clip'),

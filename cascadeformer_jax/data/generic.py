@@ -5,8 +5,9 @@ Randomness comes only from an explicit `np.random.Generator` (as in `transforms`
 estimators) stay 0 through every step.
 
 Per clip (`process_clip`), in this order:
-1. person selection: (T, M, J, C) -> (T, J, C) by `person_selection` ('abs_sum', 'motion_variance' as in
-   `transforms.select_person`, or 'first');
+1. person selection: (T, M, J, C) -> (T, J, C) by `person_selection` (`select_person`): by default the person
+   who moves most over the joints observed ('observed_motion'), so that an idle bystander or a person whose joints
+   drop out is not kept in place of the actor;
 2. centring: subtract the mean of the centre joints (default: the layout's centre, its root unless the layout
    names other joints, e.g. the hips for COCO) taken in the first frame where they are all present
    ('first_frame', keeps the trajectory), in every frame ('per_frame') or not at all ('none');
@@ -36,6 +37,13 @@ CENTRE_MODES = schema.CENTRE_MODES
 SCALES = schema.SCALES
 TEMPORAL_MODES = schema.TEMPORAL_MODES
 
+# person_selection 'auto': the rule the run's work directory was trained with (`trained_person_selection`), else
+# NEW_PERSON_SELECTION. Work directories from before store FORMER_PERSON_SELECTION, or nothing.
+AUTO_PERSON_SELECTION = 'auto'
+NEW_PERSON_SELECTION = 'observed_motion'
+FORMER_PERSON_SELECTION = 'abs_sum'
+PERSON_SELECTION_FIELD = 'data.generic.person_selection'
+
 # centre_joints: joint names, resolved to indices by the caller; () = the layout's centre joints.
 DEFAULT_SETTINGS = schema.defaults('data.generic')
 
@@ -45,13 +53,47 @@ def present_joints(x: np.ndarray) -> np.ndarray:
   return np.any(x != 0, axis=-1)
 
 
-def select_person(skeleton: np.ndarray, rule: str = 'abs_sum') -> np.ndarray:
-  """(T, M, J, C) -> (T, J, C); 'first' keeps slot 0, the others as `transforms.select_person` (ties: slot 0)."""
+def observed_motion(skeleton: np.ndarray) -> np.ndarray:
+  """(T, M, J, C) -> (M,) motion of every person: the temporal variance of each joint over the frames in which it is
+  observed (not all zero), summed over joints and coordinates. Missing joints are not motion; a joint observed in
+  fewer than two frames adds 0."""
+  x = np.asarray(skeleton, np.float64)
+  observed = present_joints(x)[..., None]  # (T, M, J, 1)
+  frames = np.maximum(observed.sum(axis=0), 1)  # (M, J, 1)
+  mean = np.where(observed, x, 0).sum(axis=0) / frames
+  variance = np.where(observed, x - mean, 0) ** 2
+  return (variance.sum(axis=0) / frames).sum(axis=(1, 2))
+
+
+def select_person(skeleton: np.ndarray, rule: str = AUTO_PERSON_SELECTION) -> np.ndarray:
+  """(T, M, J, C) -> (T, J, C), the person that ``rule`` keeps (ties: the first slot).
+
+  'observed_motion' (and 'auto' wherever no trained rule replaced it): the largest `observed_motion`;
+  'abs_sum' (the original NTU code's rule, the folder datasets' default before 'observed_motion'): the largest
+  Σ|x|, i.e. the farthest from the origin; 'motion_variance': the largest temporal variance with missing joints
+  counted as 0 (`transforms.select_person`); 'first': slot 0.
+  """
   if skeleton.ndim == 3:
     return skeleton
+  if rule not in PERSON_SELECTIONS:
+    raise ValueError(f'unknown person selection rule {rule!r}; expected one of {PERSON_SELECTIONS}')
   if rule == 'first':
     return skeleton[:, 0]
+  if rule in (AUTO_PERSON_SELECTION, NEW_PERSON_SELECTION):
+    return skeleton[:, int(np.argmax(observed_motion(skeleton)))]
   return transforms.select_person(skeleton, rule)[0]
+
+
+def trained_person_selection(stored: Mapping[str, Any] | None) -> str:
+  """The person selection a trained run used, from its stored recipe or config (flat: {dotted field: value}).
+
+  None (no trained run, or not a folder dataset's): NEW_PERSON_SELECTION. A folder dataset's recipe without the field
+  was trained before it existed, with FORMER_PERSON_SELECTION.
+  """
+  if not stored or stored.get('data.layout') != 'generic':
+    return NEW_PERSON_SELECTION
+  rule = stored.get(PERSON_SELECTION_FIELD, FORMER_PERSON_SELECTION)
+  return NEW_PERSON_SELECTION if rule == AUTO_PERSON_SELECTION else rule
 
 
 def centre_clip(x: np.ndarray, centre_joints: Sequence[int], mode: str = 'first_frame') -> np.ndarray:

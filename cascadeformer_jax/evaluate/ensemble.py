@@ -11,7 +11,8 @@ An ensemble fuses the streams' softmax probabilities with non-negative weights, 
 `ensemble.py` and pyskl fuse the same way; pyskl's 4-stream weights are 2:2:1:1 for joint, bone, joint motion, bone
 motion), after checking that all streams scored the same clips of the same split of the same dataset. Clips are
 matched by sample id, so the streams may list them in different orders. `search_weights` picks weights on hold-out
-scores; it refuses test scores, so weights are never tuned on the test set.
+scores; it refuses test scores, so weights are never tuned on the test set, and keeps equal weights on ties and on
+a hold-out too small to tell the streams apart.
 """
 
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ from cascadeformer_jax.evaluate import metrics as metrics_lib
 
 FIELDS = ('logits', 'labels', 'sample_ids', 'split', 'dataset')
 SEARCH_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
+# Fewer hold-out clips than this cannot tell streams apart: search_weights keeps equal weights.
+MIN_SEARCH_CLIPS = 50
 
 
 class EnsembleError(ValueError):
@@ -218,14 +221,18 @@ def ensemble_results(streams: Sequence[StreamScores], weights: Sequence[float],
           'ensemble': accuracy_metrics(fuse(streams, weights), streams[0].labels)}
 
 
-def search_weights(streams: Sequence[StreamScores], grid: Sequence[float] = SEARCH_GRID) -> tuple[list[float], float]:
+def search_weights(streams: Sequence[StreamScores], grid: Sequence[float] = SEARCH_GRID
+                   ) -> tuple[list[float], float, str | None]:
   """Weights from `grid`^S with the best fused top-1 on hold-out scores.
 
   Weight vectors that are multiples of each other fuse identically, so only the first of them in grid order is
-  tried; ties keep the first vector in that order.
+  tried. Ties are broken towards equal weights: among the best vectors, the one nearest to equal (in proportions);
+  equal weights themselves when they are among the best. A hold-out too small to tell the streams apart (fewer than
+  `MIN_SEARCH_CLIPS` clips, or every stream within one correct clip of the others) gives equal weights and a
+  warning, since a search on it would only pick noise.
 
   Returns:
-    (weights, hold-out top-1 of the fused scores).
+    (weights, hold-out top-1 of the fused scores, a warning or None).
 
   Raises:
     EnsembleError: the streams are test scores (weights are never chosen on the test split) or do not align.
@@ -237,20 +244,40 @@ def search_weights(streams: Sequence[StreamScores], grid: Sequence[float] = SEAR
                         'scores only, never on the test split')
   probabilities = [softmax(stream.logits) for stream in streams]
   labels = streams[0].labels
-  best, best_accuracy, seen = None, -1.0, set()
+
+  def top1(weights: np.ndarray) -> float:
+    fused = sum(w * p for w, p in zip(weights, probabilities) if w)
+    return float(np.mean(np.argmax(fused, axis=-1) == labels))
+
+  equal = np.ones(len(streams))
+  correct = [int(np.sum(np.argmax(p, axis=-1) == labels)) for p in probabilities]
+  reasons = []
+  if len(labels) < MIN_SEARCH_CLIPS:
+    reasons.append(f'{len(labels)} clips, under {MIN_SEARCH_CLIPS}')
+  if max(correct) - min(correct) <= 1:
+    right = f'{min(correct)}-{max(correct)}' if max(correct) > min(correct) else f'{min(correct)}'
+    reasons.append(f'every stream gets {right} of {len(labels)} right')
+  if reasons:
+    warning = f'the {split} split cannot tell the streams apart ({"; ".join(reasons)}): equal weights'
+    return equal.tolist(), top1(equal), warning
+
+  best, best_key, seen = None, None, set()
   for candidate in itertools.product(grid, repeat=len(streams)):
     weights = np.asarray(candidate, np.float64)
     if not np.any(weights > 0):
       continue
-    key = tuple(np.round(weights / weights.max(), 9))
-    if key in seen:
+    scale = tuple(np.round(weights / weights.max(), 9))
+    if scale in seen:
       continue
-    seen.add(key)
-    fused = sum(w * p for w, p in zip(weights, probabilities) if w)
-    accuracy = float(np.mean(np.argmax(fused, axis=-1) == labels))
-    if accuracy > best_accuracy:
-      best, best_accuracy = [float(w) for w in weights], accuracy
-  return best, best_accuracy
+    seen.add(scale)
+    accuracy = top1(weights)
+    # Higher accuracy first, then nearer to equal proportions; the grid order keeps the first of exact ties.
+    key = (-accuracy, float(np.sum((weights / weights.sum() - 1 / len(streams)) ** 2)))
+    if best_key is None or key < best_key:
+      best, best_key = weights, key
+  if best_key[1] < 1e-12:  # equal proportions: shown as the default weights
+    best = equal
+  return best.tolist(), -best_key[0], None
 
 
 def _percent(value: float) -> str:
@@ -262,8 +289,12 @@ def markdown_report(results: dict[str, Any]) -> str:
   lines = [f'# Ensemble: {results["dataset"]}, {results["split"]} split ({results["count"]} clips)', '']
   if results.get('weight_search'):
     search = results['weight_search']
-    lines += [f'Weights chosen on the {search["split"]} split ({search["count"]} clips, fused top-1 '
-              f'{_percent(search["top1"])}) from the grid {search["grid"]}.', '']
+    if search.get('warning'):
+      lines += [f'Warning: {search["warning"]} (fused top-1 {_percent(search["top1"])}).', '']
+    else:
+      lines += [f'Weights chosen on the {search["split"]} split ({search["count"]} clips, fused top-1 '
+                f'{_percent(search["top1"])}) from the grid {search["grid"]}; ties go to the weights nearest to '
+                'equal.', '']
   lines += ['| stream | weight | top-1 | top-5 | mean class acc. |', '|---|---|---|---|---|']
   for row in results['streams']:
     lines.append(f'| {row["name"]} | {row["weight"]:g} | {_percent(row["top1"])} | {_percent(row["top5"])} | '

@@ -78,22 +78,38 @@ def _config_file_problem(name: str, flag: Any) -> str | None:
 
 
 def _failing_config_file(error: BaseException, argv: Sequence[str]) -> str | None:
-  """'--<flag>: config file <path> line <n>: <problem>' if ``error`` came from executing a config file."""
+  """'--<flag>: config file <path> line <n>: <problem>' if ``error`` (or an error it wraps, as ml_collections wraps
+  a ValueError or TypeError of ``get_config``) came from executing a config file, or the file has no get_config."""
   files = {}
   for arg in argv[1:]:
     name, _, value = arg.lstrip('-').partition('=')
     if value and '.' not in name and value.split(':', 1)[0].endswith('.py'):
       files[os.path.realpath(value.split(':', 1)[0])] = (name, value.split(':', 1)[0])
-  if isinstance(error, SyntaxError) and error.filename and os.path.realpath(error.filename) in files:
-    name, path = files[os.path.realpath(error.filename)]
-    return f'--{name}: config file {path} line {error.lineno}: {error.msg}'
-  for frame, line in reversed(list(traceback.walk_tb(error.__traceback__))):
-    key = os.path.realpath(frame.f_code.co_filename)
-    if key in files:
-      name, path = files[key]
-      first_line = (str(error).strip().splitlines() or [''])[0]
-      return f'--{name}: config file {path} line {line} raised {type(error).__name__}: {first_line}'
+  for cause in _chain(error):
+    if isinstance(cause, SyntaxError) and cause.filename and os.path.realpath(cause.filename) in files:
+      name, path = files[os.path.realpath(cause.filename)]
+      return f'--{name}: config file {path} line {cause.lineno}: {cause.msg}'
+    module_file = getattr(getattr(cause, 'obj', None), '__file__', None)
+    if (isinstance(cause, AttributeError) and getattr(cause, 'name', None) == 'get_config' and module_file
+        and os.path.realpath(module_file) in files):
+      name, path = files[os.path.realpath(module_file)]
+      return f'--{name}: config file {path} defines no get_config() (a config file returns its config from it)'
+    for frame, line in reversed(list(traceback.walk_tb(cause.__traceback__))):
+      key = os.path.realpath(frame.f_code.co_filename)
+      if key in files:
+        name, path = files[key]
+        first_line = (str(cause).strip().splitlines() or [''])[0]
+        return f'--{name}: config file {path} line {line} raised {type(cause).__name__}: {first_line}'
   return None
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+  """``error`` and the errors it was raised from or while handling, outermost first."""
+  chain = []
+  while error is not None and all(error is not seen for seen in chain):
+    chain.append(error)
+    error = error.__cause__ or error.__context__
+  return chain
 
 
 def _override_problem(error: BaseException, argv: Sequence[str]) -> str:
@@ -120,6 +136,9 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as e:
     if debug:
       raise
+    config_file = _failing_config_file(e, argv)
+    if config_file:
+      _fail(config_file, EXIT_USAGE)
     _fail(f'{e}'.replace('flag --', '--'), EXIT_USAGE, hint='pass --helpshort to see the flags')
   except Exception as e:  # pylint: disable=broad-exception-caught
     if debug:

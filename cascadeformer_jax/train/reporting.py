@@ -138,11 +138,46 @@ def _duration(seconds: float) -> str:
   return f'{seconds // 60}m{seconds % 60:02d}s'
 
 
-def plot_curves(workdir: pathlib.Path) -> pathlib.Path | None:
-  """Writes ``curves.png``: training loss per stage and evaluation accuracy/loss over epochs."""
-  records = read_metrics(workdir)
-  if not records:
+def _metric_label(split: str, key: str) -> str:
+  """'val_top5' of the hold-out -> 'holdout top-5': evaluations during training name the split they ran on."""
+  name = key[len('val_'):].replace('top5', 'top-5').replace('_', ' ')
+  return f'{split} {name}'
+
+
+def best_evaluation(evaluations: list[dict[str, Any]]) -> tuple[dict[str, Any], str] | None:
+  """The evaluation a stage's model selection keeps (the first highest accuracy, else the first lowest error, as the
+  trainer selects) and the metric it was chosen by; None without evaluations."""
+  def has(record, key):
+    return isinstance(record.get(key), (int, float))
+
+  if any(has(r, 'val_accuracy') for r in evaluations):
+    scored = [r for r in evaluations if has(r, 'val_accuracy')]
+    return max(scored, key=lambda r: r['val_accuracy']), 'val_accuracy'
+  errors = sorted({k for r in evaluations for k in r if k.startswith('val_') and k not in ('val_count', 'val_loss')
+                   and has(r, k)})
+  if not errors:
     return None
+  scored = [r for r in evaluations if has(r, errors[0])]
+  return min(scored, key=lambda r: r[errors[0]]), errors[0]
+
+
+# Evaluation curves that can coincide get different styles: on a balanced split the mean class accuracy equals the
+# accuracy, so it is drawn thin and dashed over the thick accuracy line.
+_CURVE_STYLES = {
+    'val_accuracy': dict(linestyle='-', marker='o', linewidth=3, markersize=7),
+    'val_mean_class_accuracy': dict(linestyle='--', marker='x', linewidth=1.5, markersize=8),
+    'val_top5': dict(linestyle='-.', marker='^', linewidth=1.5, markersize=6),
+}
+
+
+def curves_figure(records: list[dict[str, Any]], selected: dict[str, bool] | None = None):
+  """The figure of `plot_curves` (matplotlib, Agg), or None without training records.
+
+  Per stage: the training loss and the evaluation error(s) on the left axis, the evaluation accuracies on the right
+  one, every evaluation named by its split; the best evaluation marked (as "selected" where ``selected[stage]``:
+  the stage keeps that epoch's model). Lines that may coincide (accuracy and mean class accuracy on a balanced
+  split) differ in style, and the legend sits below the plot, clear of the curves.
+  """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -150,35 +185,60 @@ def plot_curves(workdir: pathlib.Path) -> pathlib.Path | None:
   stages = [s for s in ('pretrain', 'finetune') if any(r['stage'] == s for r in records)]
   if not stages:
     return None
-  figure, axes = plt.subplots(1, len(stages), figsize=(6 * len(stages), 4), squeeze=False)
+  figure, axes = plt.subplots(1, len(stages), figsize=(6.5 * len(stages), 5.2), squeeze=False)
   for axis, stage in zip(axes[0], stages):
+    colors = iter(plt.rcParams['axes.prop_cycle'].by_key()['color'][1:] * 4)
     train = [r for r in records if r['stage'] == stage and isinstance(r.get('loss'), (int, float))]
     axis.plot([r['step'] for r in train], [r['loss'] for r in train], label='train loss', color='tab:blue')
     axis.set_xlabel('step')
     axis.set_ylabel('loss')
     axis.set_title(stage)
     evaluations = [r for r in records if r['stage'] == f'{stage}_eval']
-    # Every validation metric: errors on the loss axis, accuracies (in [0, 1]) on a second axis.
+    split = next((r['split'] for r in evaluations if r.get('split')), 'evaluation')
     names = sorted({k for r in evaluations for k, v in r.items()
                     if k.startswith('val_') and k != 'val_count' and isinstance(v, (int, float))})
     rates = [name for name in names if 'accuracy' in name or name == 'val_top5']
-    colors = iter(plt.rcParams['axes.prop_cycle'].by_key()['color'][1:] * 4)
+    twin = axis.twinx() if rates else None
     for key in names:
-      if key in rates:
-        continue
       points = [(r['step'], r[key]) for r in evaluations if isinstance(r.get(key), (int, float))]
-      axis.plot(*zip(*points), label=key.replace('_', ' '), color=next(colors), marker='o')
-    if rates:
-      twin = axis.twinx()
-      for key in rates:
-        points = [(r['step'], r[key]) for r in evaluations if isinstance(r.get(key), (int, float))]
-        twin.plot(*zip(*points), label=key.replace('_', ' '), color=next(colors), marker='s')
+      target = twin if key in rates else axis
+      target.plot(*zip(*points), label=_metric_label(split, key), color=next(colors),
+                  **_CURVE_STYLES.get(key, _CURVE_STYLES['val_accuracy']))
+    best = best_evaluation(evaluations)
+    if best is not None:
+      record, key = best
+      verb = 'selected' if (selected or {}).get(stage) else 'best'
+      target = twin if key in rates else axis
+      target.axvline(record['step'], color='0.5', linestyle=':', linewidth=1)
+      target.plot([record['step']], [record[key]], linestyle='none', marker='*', markersize=16, color='gold',
+                  markeredgecolor='black', zorder=5,
+                  label=f'{verb}: epoch {record.get("epoch", "?")} ({_metric_label(split, key)} {record[key]:.4g})')
+    if twin is not None:
       twin.set_ylabel('accuracy')
-      twin.set_ylim(0, 1)
-      twin.legend(loc='center right')
-    axis.legend(loc='upper center')
+      twin.set_ylim(0, 1.02)
+    handles, labels = axis.get_legend_handles_labels()
+    if twin is not None:
+      more_handles, more_labels = twin.get_legend_handles_labels()
+      handles, labels = handles + more_handles, labels + more_labels
+    axis.legend(handles, labels, loc='upper center', bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize='small',
+                frameon=False)
   figure.tight_layout()
+  return figure
+
+
+def plot_curves(workdir: pathlib.Path) -> pathlib.Path | None:
+  """Writes ``curves.png``: training loss per stage and evaluation accuracy/loss over epochs (`curves_figure`)."""
+  records = read_metrics(workdir)
+  config_file = pathlib.Path(workdir) / 'config.json'
+  selected = {}
+  if config_file.is_file():
+    config = json.loads(config_file.read_text())
+    selected = {stage: config.get(stage, {}).get('select_best', 'last') != 'last' for stage in ('pretrain', 'finetune')}
+  figure = curves_figure(records, selected) if records else None
+  if figure is None:
+    return None
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   path = pathlib.Path(workdir) / 'curves.png'
-  figure.savefig(path, dpi=100)
+  figure.savefig(path, dpi=100, bbox_inches='tight')
   plt.close(figure)
   return path

@@ -72,3 +72,12 @@ def test_ntu120_data_configs():
     assert data_lib.two_person_labels(ntu120) == tuple(range(49, 60)) + tuple(range(105, 120))
   assert data_lib.two_person_labels(ntu60) == tuple(range(49, 60))
   assert data_lib.two_person_labels(data_lib.default_data_config('n_ucla')) is None
+
+
+@pytest.mark.parametrize('argument, match', [
+    ('n_ucla', r"configs/smoke.py:<dataset>,<variant> takes a dataset and a variant, e.g. n_ucla,1.1; got 'n_ucla'"),
+    ('foo,1.0', r"unknown dataset 'foo'; expected one of"),
+])
+def test_smoke_config_names_a_bad_argument(argument, match):
+  with pytest.raises(ValueError, match=match):
+    configuration.load_config_file(CONFIG_DIR / 'smoke.py', argument)

@@ -2,7 +2,9 @@
 
 tests/configs/shipped_recipes.json holds, for every field of a shipped config, its recipe scope, and for every
 shipped config and stage the SHA-256 of its `stage_recipe` as canonical JSON. A work directory stores that recipe
-and refuses a rerun whose recipe differs, so a changed entry would make existing work directories unusable.
+and refuses a rerun whose recipe differs, so a changed entry would make existing work directories unusable unless
+the change reads their stored value back (configs/custom.py: `data.generic.person_selection='auto'` takes the rule a
+work directory was trained with, tests/config/test_configuration.py).
 """
 
 import hashlib

@@ -64,6 +64,7 @@ def test_experiment_config_takes_joints_and_classes_from_the_folder(tmp_path):
   configuration.resolve_dataset(config, announce=False)
   model = configuration.model_config(config)
   assert (model.variant, model.num_joints, model.coords, model.num_classes) == ('1.2', 25, 6, 5)
+  assert config.data.generic.person_selection == 'observed_motion'  # 'auto' in a new work directory
   with pytest.raises(ValueError, match='takes 1.0, 1.1 or 1.2'):
     configuration.load_config_file('configs/custom.py', '2.0')
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.data import generic
 from cascadeformer_jax.data import layouts
 
@@ -80,6 +81,61 @@ def test_person_selection():
   clip[:, 1] = _chain()
   assert generic.select_person(clip, 'abs_sum').any()
   assert not generic.select_person(clip, 'first').any()
+
+
+def _bystander_clip(bystander_loses_joints: bool = False) -> np.ndarray:
+  """(20, 2, 3, 2) pixel coordinates: an idle bystander in slot 0, farther from the origin (1 px of jitter), and the
+  actor in slot 1, waving over 60 px. With ``bystander_loses_joints`` the bystander's tip is missing (0) in every
+  other frame, as pose estimators report a joint they lose."""
+  rng = np.random.default_rng(0)
+  bones = np.array([[0.0, 0.0], [0.0, 30.0], [0.0, 60.0]])
+  angle = np.arange(20)[:, None] / 3
+  clip = np.zeros((20, 2, 3, 2), np.float32)
+  clip[:, 0] = np.array([800.0, 600.0]) + bones + rng.normal(size=(20, 3, 2))
+  clip[:, 1] = np.array([300.0, 200.0]) + bones + 60 * np.concatenate([np.sin(angle), np.cos(angle)], 1)[:, None]
+  if bystander_loses_joints:
+    clip[::2, 0, 2] = 0
+  return clip
+
+
+def test_the_default_person_selection_keeps_the_moving_person_not_a_bystander():
+  for loses_joints in (False, True):
+    clip = _bystander_clip(loses_joints)
+    actor = clip[:, 1]
+    np.testing.assert_array_equal(generic.select_person(clip), actor)
+    np.testing.assert_array_equal(generic.select_person(clip, 'observed_motion'), actor)
+    # The folder datasets' default config, through the whole per-clip preprocessing.
+    settings = data_lib.default_data_config(data_lib.FOLDER).generic.to_dict()
+    kept, _ = generic.process_clip(clip, settings, PARENTS, [0], 20)
+    expected, _ = generic.process_clip(actor, settings, PARENTS, [0], 20)
+    np.testing.assert_array_equal(kept, expected)
+  # The other rules, as documented: the farthest from the origin; motion that counts missing joints.
+  np.testing.assert_array_equal(generic.select_person(_bystander_clip(), 'abs_sum'), _bystander_clip()[:, 0])
+  lossy = _bystander_clip(bystander_loses_joints=True)
+  np.testing.assert_array_equal(generic.select_person(lossy, 'motion_variance'), lossy[:, 0])
+  with pytest.raises(ValueError, match="unknown person selection rule 'largest'"):
+    generic.select_person(lossy, 'largest')
+
+
+def test_observed_motion_ignores_missing_joints():
+  still = np.ones((6, 1, 3, 2), np.float32)
+  still[::2, 0, 1] = 0  # a joint that drops out of every other frame is not motion
+  assert generic.observed_motion(still).tolist() == [0.0]
+  still[:, :, 2] = 0  # never observed
+  still[1, :, 0] = 0  # observed in all frames but one
+  assert generic.observed_motion(still).tolist() == [0.0]
+
+
+@pytest.mark.parametrize('stored, rule', [
+    (None, 'observed_motion'),  # a new work directory
+    ({'data.layout': 'generic', 'data.generic.person_selection': 'abs_sum'}, 'abs_sum'),  # the former default
+    ({'data.layout': 'generic'}, 'abs_sum'),  # trained before the field was recorded
+    ({'data.layout': 'generic', 'data.generic.person_selection': 'motion_variance'}, 'motion_variance'),
+    ({'data.layout': 'generic', 'data.generic.person_selection': 'observed_motion'}, 'observed_motion'),
+    ({'data.layout': 'ntu', 'data.ntu.person_selection': 'abs_sum'}, 'observed_motion'),  # not a folder dataset
+])
+def test_trained_person_selection(stored, rule):
+  assert generic.trained_person_selection(stored) == rule
 
 
 def test_process_clip_is_deterministic_in_eval_and_reproducible_in_training():

@@ -9,6 +9,7 @@ import pytest
 
 from cascadeformer_jax import ensemble as ensemble_cli
 from cascadeformer_jax.evaluate import ensemble
+from tests import failure_injection
 from tests.conftest import REPO_ROOT
 
 IDS = np.array(['c0', 'c1', 'c2'])
@@ -66,13 +67,44 @@ def test_refuses_bad_weights(weights, match):
     ensemble.fuse([_stream(PROBS_A), _stream(PROBS_B)], weights)
 
 
-def test_search_weights_on_holdout_only():
-  holdout = [_stream(PROBS_A, split='holdout'), _stream(PROBS_B, split='holdout')]
-  weights, top1 = ensemble.search_weights(holdout)
-  # Grid order (0, 0.5, 1, 1.5, 2)^2: (0, x) and (x, 0) are 2/3; (0.5, 0.5) is the first vector fusing 3/3.
-  assert weights == [0.5, 0.5] and top1 == 1.0
+def _holdout(correct, right=(0.6, 0.2), wrong=(0.1, 0.8)):
+  """Hold-out scores of len(correct) clips (labels 0, 1, 2, 0, ...): a clip gets the probabilities (its label, the
+  next class) ``right`` where ``correct``, else ``wrong``; the third class gets the rest."""
+  labels = np.arange(len(correct)) % 3
+  pairs = np.where(np.asarray(correct)[:, None], right, wrong)
+  probs = np.empty((len(labels), 3))
+  rows = np.arange(len(labels))
+  probs[rows, labels], probs[rows, (labels + 1) % 3] = pairs[:, 0], pairs[:, 1]
+  probs[rows, (labels + 2) % 3] = 1 - pairs.sum(axis=1)
+  return _stream(probs, ids=np.array([f'h{i}' for i in rows]), labels=labels, split='holdout')
+
+
+def test_search_weights_breaks_ties_towards_equal_weights():
+  first_50, first_40 = np.arange(60) < 50, np.arange(60) < 40
+  # A is right on 50 clips, B on 40 of them, and B's mistakes are confident: A alone and every A:B > 1.75 fuse 50
+  # right. Of these, 2:1 is the nearest to equal.
+  a, b = _holdout(first_50), _holdout(first_40)
+  assert ensemble.search_weights([a, b]) == ([1.0, 0.5], 50 / 60, None)
+  assert ensemble.search_weights([b, a]) == ([0.5, 1.0], 50 / 60, None)  # whatever the order of the streams
+  # B's mistakes are hesitant: equal weights fuse 50 right as well, and win the tie.
+  hesitant = _holdout(first_40, wrong=(0.3, 0.4))
+  assert ensemble.search_weights([a, hesitant]) == ([1.0, 1.0], 50 / 60, None)
   with pytest.raises(ensemble.EnsembleError, match='never on the test split'):
     ensemble.search_weights([_stream(PROBS_A), _stream(PROBS_B)])
+
+
+def test_search_weights_on_a_hold_out_too_small_to_tell_the_streams_apart():
+  # The issue's case: four streams right on all 12 hold-out clips; every weight vector ties.
+  streams = [_holdout(np.ones(12, bool), right=(0.5 + 0.1 * k, 0.15)) for k in range(4)]
+  for order in (streams, streams[::-1]):
+    weights, top1, warning = ensemble.search_weights(order)
+    assert weights == [1.0] * 4 and top1 == 1.0
+    assert warning == ('the holdout split cannot tell the streams apart (12 clips, under 50; every stream gets 12 of 12 '
+                       'right): equal weights')
+  # 60 clips, but the streams are within one clip of each other (41 and 40 right).
+  weights, _, warning = ensemble.search_weights([_holdout(np.arange(60) < 41), _holdout(np.arange(60) >= 20)])
+  assert weights == [1.0, 1.0]
+  assert warning == 'the holdout split cannot tell the streams apart (every stream gets 40-41 of 60 right): equal weights'
 
 
 def test_score_files_round_trip_and_errors(tmp_path):
@@ -111,9 +143,12 @@ def test_cli_run_writes_json_and_markdown(tmp_path):
   results = json.loads((tmp_path / 'out' / 'fused.json').read_text())
   assert results['weights'] == [1.0, 3.0] and results['ensemble']['top1'] == pytest.approx(2 / 3)
   assert (tmp_path / 'out' / 'fused.md').read_text() == markdown and '| **ensemble** |' in markdown
-  ensemble_cli.run(dirs, None, str(tmp_path / 'search.json'), search=True)
+  markdown = ensemble_cli.run(dirs, None, str(tmp_path / 'search.json'), search=True)
   results = json.loads((tmp_path / 'search.json').read_text())
-  assert results['weights'] == [0.5, 0.5] and results['weight_search']['split'] == 'holdout'
+  # A hold-out of 3 clips: equal weights, and a warning in the JSON and the printed table.
+  warning = 'the holdout split cannot tell the streams apart (3 clips, under 50; every stream gets 2 of 3 right)'
+  assert results['weights'] == [1.0, 1.0] and results['weight_search']['split'] == 'holdout'
+  assert results['weight_search']['warning'].startswith(warning) and f'Warning: {warning}' in markdown
   assert results['split'] == 'test' and results['ensemble']['top1'] == 1.0
 
 
@@ -159,3 +194,15 @@ def test_cli_end_to_end(tmp_path):
                        capture_output=True, text=True, timeout=120, check=False)
   assert bad.returncode == 1
   assert bad.stderr.strip() == 'error: 3 weight(s) for 2 stream(s); give one weight per work dir'
+
+
+def test_cli_onto_a_read_only_folder_gives_one_line(tmp_path):
+  dirs = _workdirs(tmp_path)
+  output = tmp_path / 'ro' / 'e.json'
+  done = failure_injection.run_with_read_only_folder(
+      [sys.executable, '-m', 'cascadeformer_jax.ensemble', f'--workdirs={",".join(dirs)}', f'--output={output}'],
+      tmp_path / 'ro', cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+  assert done.returncode == 1
+  lines = done.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f'error: cannot write the output folder {output.parent}'), lines
+  assert any(reason in lines[0] for reason in failure_injection.READ_ONLY_REASONS)

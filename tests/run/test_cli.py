@@ -7,7 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
+from absl import flags
+from ml_collections import config_flags
 import pytest
 
 from cascadeformer_jax.run import cli
@@ -29,6 +32,11 @@ import ml_collections
 def get_config():
   return ml_collections.ConfigDict({'finetune': {'lr': 1e-3, 'epochs': 1}})
 '''
+# One that takes an argument, as configs/smoke.py:<dataset>,<variant> does.
+ARGUMENT_CONFIG = '''
+def get_config(arg):
+  dataset, variant = arg.split(',')
+'''
 
 
 @pytest.mark.parametrize('args,expected', [
@@ -38,15 +46,32 @@ def get_config():
     (['--config={light}', '--config.finetune.epochs=1.5'],
      "error: --config.finetune.epochs=1.5: invalid literal for int() with base 10: '1.5'"),
     (['--bogus_flag=1'], "error: Unknown command line flag 'bogus_flag'"),
+    (['--config={argument}:n_ucla'], 'error: --config: config file {argument} line 3 raised ValueError: not enough '
+                                     'values to unpack (expected 2, got 1)'),
 ])
 def test_command_line_mistakes_give_one_line(args, expected, tmp_path):
-  light = tmp_path / 'light.py'
-  light.write_text(LIGHT_CONFIG)
-  args = [arg.format(light=light) for arg in args]
+  files = {'light': LIGHT_CONFIG, 'argument': ARGUMENT_CONFIG}
+  for name, text in files.items():
+    (tmp_path / f'{name}.py').write_text(text)
+  paths = {name: tmp_path / f'{name}.py' for name in files}
+  args, expected = [arg.format(**paths) for arg in args], expected.format(**paths)
   result = _convert(f'--checkpoint_dir={tmp_path}', f'--output_dir={tmp_path / "out"}', *args)
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[0].startswith(expected), result.stderr
   assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_config_file_without_get_config_is_named(tmp_path):
+  config = tmp_path / 'no_get_config.py'
+  config.write_text('x = 1\n')
+  argv = ['convert', f'--config={config}']
+  flag_values = flags.FlagValues()  # the error the command's own flags raise, without a process of its own
+  config_flags.DEFINE_config_file('config', None, 'config', flag_values=flag_values)
+  with pytest.raises(Exception) as raised, warnings.catch_warnings():
+    warnings.simplefilter('ignore', DeprecationWarning)  # ml_collections loads config files with load_module()
+    flag_values(argv)
+  assert cli._failing_config_file(raised.value, argv) == (  # pylint: disable=protected-access
+      f'--config: config file {config} defines no get_config() (a config file returns its config from it)')
 
 
 def test_broken_config_file_and_the_debug_switch(tmp_path):

@@ -31,6 +31,18 @@ def _config(data_dir, workdir, mode='train'):
   return config
 
 
+@pytest.fixture(autouse=True)
+def default_signal_handlers():
+  """SIGINT and SIGTERM as a Python program starts with them, whatever this process inherited (started as a
+  background job, it ignores SIGINT); restored afterwards."""
+  previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)
+  yield
+  for number, handler in previous.items():
+    signal.signal(number, handler)
+
+
 @pytest.fixture(name='reference', scope='module')
 def reference_fixture(fixture_data_dir, tmp_path_factory):
   """An uninterrupted run."""
