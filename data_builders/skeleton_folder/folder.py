@@ -539,8 +539,8 @@ class ClipHashCache:
     except (OSError, ValueError):
       pass
 
-  def sha256(self, folder: epath.Path, relative: str) -> str:
-    path = os.fspath(folder / relative)
+  def sha256(self, folder: str, relative: str) -> str:
+    path = os.path.join(folder, relative)
     try:
       stat = os.stat(path)
     except OSError:
@@ -593,7 +593,8 @@ def content(folder: epath.PathLike, cache_dir: epath.PathLike | None = None) -> 
   except _common.DatasetFormatError:
     rows = []
   cache = ClipHashCache(cache_dir, folder)
-  entries = tuple((row.path, row.label, row.split, cache.sha256(folder, row.path)) for row in rows)
+  root = os.fspath(folder)
+  entries = tuple((row.path, row.label, row.split, cache.sha256(root, row.path)) for row in rows)
   cache.save()
   digest = hashlib.sha256(files.encode())
   for path, _, _, sha in sorted(entries):
