@@ -3,7 +3,7 @@
 Builders (name -> class in `BUILDERS`): `penn_action`, `n_ucla`, `ntu_rgbd60` (configs `xsub`, `xview`),
 `ntu_rgbd120` (configs `xsub`, `xset`), `synthetic_actions` (configs `default`, `tiny`; the project's default
 dataset, needs no download) and `skeleton_folder` (a user's folder of clips in any joint layout; one config per
-folder, named after its dataset.json, e.g. `--config=my_dataset` when reading).
+folder content, named after its dataset.json and content fingerprint, e.g. `--config=my_dataset` when reading).
 
 Build:  python -m data_builders.build <name> [--config=...] --manual_dir=RAW --data_dir=DATA
         or `build_dataset(name, data_dir, manual_dir=..., config=...)` from Python.
@@ -46,7 +46,8 @@ FILE_FORMAT = 'array_record'
 _warned_older_versions: set[str] = set()
 
 __all__ = [
-    'BUILDERS', 'DatasetFormatError', 'DatasetNotBuiltError', 'build_command', 'build_dataset', 'get_builder',
+    'BUILDERS', 'DatasetFormatError', 'DatasetNotBuiltError', 'build_command', 'build_dataset', 'built_builder',
+    'get_builder',
     'load_data_source', 'n_ucla', 'ntu_rgbd60', 'ntu_rgbd120', 'penn_action', 'skeleton_folder',
     'synthetic_actions',
 ]
@@ -73,7 +74,7 @@ def get_builder(name: str, data_dir: epath.PathLike, config: str | tfds.core.Bui
   if config is None and builder_class.BUILDER_CONFIGS:
     config = builder_class.BUILDER_CONFIGS[0].name
   if hasattr(builder_class, 'config_for') and not isinstance(config, tfds.core.BuilderConfig):
-    config = builder_class.config_for(name=config)  # folder datasets: a config per folder, read back by name
+    config = builder_class.config_for(name=config, data_dir=data_dir)  # folder datasets: read back by name
   return builder_class(data_dir=str(data_dir), config=config, file_format=FILE_FORMAT, **builder_kwargs)
 
 
@@ -118,6 +119,8 @@ def build_dataset(name: str, data_dir: epath.PathLike, manual_dir: epath.PathLik
       removed here.
   """
   builder_class = _builder_class(name)
+  data_root = epath.Path(data_dir)
+  existed = (data_root / name).exists()  # before a folder's config caches its clip hashes there
   if builder_class.MANUAL_DOWNLOAD_INSTRUCTIONS:
     if manual_dir is None:
       raise ValueError(f'{name} needs manual_dir (the folder with the raw files):\n'
@@ -128,7 +131,7 @@ def build_dataset(name: str, data_dir: epath.PathLike, manual_dir: epath.PathLik
       raise DatasetFormatError(f'{name}: manual_dir {manual_path} {problem}.\n'
                                f'{builder_class.MANUAL_DOWNLOAD_INSTRUCTIONS}')
     if hasattr(builder_class, 'config_for') and not isinstance(config, tfds.core.BuilderConfig):
-      config = builder_class.config_for(name=config, manual_dir=manual_path)
+      config = builder_class.config_for(name=config, manual_dir=manual_path, data_dir=data_dir)
   handler = None
   previous_propagate = _common.logger.propagate
   if verbose and not _common.logger.handlers and not logging.getLogger().handlers:
@@ -139,8 +142,6 @@ def build_dataset(name: str, data_dir: epath.PathLike, manual_dir: epath.PathLik
   previous_level = _common.logger.level
   if verbose and (previous_level == logging.NOTSET or previous_level > logging.INFO):
     _common.logger.setLevel(logging.INFO)
-  data_root = epath.Path(data_dir)
-  existed = (data_root / name).exists()
   builder = get_builder(name, data_dir, config, **builder_kwargs)
   modes = tfds.download.GenerateMode
   mode = modes.FORCE_REDOWNLOAD if overwrite else modes.REUSE_DATASET_IF_EXISTS
@@ -166,8 +167,8 @@ def build_dataset(name: str, data_dir: epath.PathLike, manual_dir: epath.PathLik
   return builder
 
 
-def _built_builder(name: str, data_dir: epath.PathLike,
-                   config: str | tfds.core.BuilderConfig | None) -> tfds.core.GeneratorBasedBuilder:
+def built_builder(name: str, data_dir: epath.PathLike,
+                  config: str | tfds.core.BuilderConfig | None) -> tfds.core.GeneratorBasedBuilder:
   """The builder of the built dataset: its current VERSION, else the newest built one of its SUPPORTED_VERSIONS.
 
   Older versions hold the same examples (see the builder's RELEASE_NOTES); reading one logs a warning once.
@@ -201,7 +202,7 @@ def load_data_source(name: str, split: str, data_dir: epath.PathLike,
     DatasetNotBuiltError: the dataset is not (completely) built in `data_dir`; the message gives the build command.
     ValueError: unknown dataset or split.
   """
-  builder = _built_builder(name, data_dir, config)
+  builder = built_builder(name, data_dir, config)
   if split not in builder.info.splits:
     raise ValueError(f'{builder.info.full_name} has no split {split!r}; available: {sorted(builder.info.splits)}')
   return builder.as_data_source(split=split)

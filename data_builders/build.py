@@ -5,8 +5,8 @@
 
 <name>: penn_action, n_ucla, ntu_rgbd60 (--config=xsub|xview), ntu_rgbd120 (--config=xsub|xset),
 synthetic_actions (--config=default|tiny; no --manual_dir), skeleton_folder (--manual_dir=your folder of clips;
-named after its dataset.json). Progress goes to stderr; the last lines give the dataset folder, split sizes, time
-and size on disk.
+named after its dataset.json and its content's fingerprint). Progress goes to stderr; the last lines give the
+dataset folder, split sizes, time and size on disk.
 """
 
 import argparse

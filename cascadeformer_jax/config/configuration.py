@@ -103,14 +103,16 @@ def model_config(config: Any) -> ModelConfig:
 
 
 def resolve_dataset(config: ml_collections.ConfigDict, announce: bool = True) -> None:
-  """Prepares a folder dataset (`config.data.folder`): builds it on first use (or when the folder changed), fills
-  config.data from its metadata (classes, joints, coordinates, layout) and sets the model's num_joints, coords and
-  num_classes to match. A no-op for the built-in datasets.
+  """Prepares a folder dataset (`config.data.folder`): builds its content on first use, fills config.data from its
+  metadata (classes, joints, coordinates, layout) and sets the model's num_joints, coords and num_classes to
+  match. Records what the data is in `config.data.identity` (part of the stage recipes): a folder's content
+  fingerprint, or a built-in dataset's builder version and split sizes when it is built.
   """
   from cascadeformer_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   from cascadeformer_jax.data import sources  # pylint: disable=g-import-not-at-top
 
   if config.data.layout != 'generic':
+    sources.record_identity(config.data)
     return
   resolve_person_selection(config)
   if not config.data.folder and not config.data.tfds_config:

@@ -330,6 +330,7 @@ class Elsewhere:
 PER_DATASET = Elsewhere('per dataset: data/config.py')
 PER_MODEL = Elsewhere('per model: models/presets.py and the config file')
 PER_CONFIG = Elsewhere('set by the config file')
+AT_RUN_TIME = Elsewhere('recorded when a run reads its dataset')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -474,8 +475,10 @@ _FIELDS: list[Field] = [
     Field('data.layout', PER_DATASET, OneOf(LAYOUT_FAMILIES), SHARED,
           'preprocessing family (synthetic_actions uses ntu, folder datasets generic)'),
     Field('data.folder', PER_DATASET, FreeText('a directory'), SHARED,
-          "folder dataset: dataset.json, labels.csv and the clips, built into data_dir on first use and when it "
-          "changes ('' with tfds_config: an already built one)"),
+          "folder dataset: dataset.json, labels.csv and the clips, built into data_dir on first use of each "
+          "content ('' with tfds_config: an already built one)"),
+    Field('data.identity', AT_RUN_TIME, FreeText('an identity'), SHARED,
+          "what the data is: a folder's content fingerprint, or a built dataset's builder, version and split sizes"),
     Field('data.num_classes', PER_DATASET, integer(1), SHARED, 'classes of the dataset', _READ),
     Field('data.num_joints', PER_DATASET, integer(1), SHARED, 'joints of the stored skeletons', _READ),
     Field('data.num_coords', PER_DATASET, integer(1), SHARED, 'coordinates per stored joint', _READ),

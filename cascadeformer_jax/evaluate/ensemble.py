@@ -7,9 +7,11 @@ run has one) with
   sample_ids  (N,)   str       the dataset's clip names (unique)
   split       ()     str       'test', 'holdout', ...
   dataset     ()     str       e.g. 'ntu60_xsub'
+  data_identity ()   str       what the data was (`data.identity`: a folder's content fingerprint, a built dataset's
+                               builder version and split sizes); '' or missing in files written before it was recorded
 An ensemble fuses the streams' softmax probabilities with non-negative weights, sum_s w_s softmax(logits_s) (CTR-GCN's
 `ensemble.py` and pyskl fuse the same way; pyskl's 4-stream weights are 2:2:1:1 for joint, bone, joint motion, bone
-motion), after checking that all streams scored the same clips of the same split of the same dataset. Clips are
+motion), after checking that all streams scored the same clips of the same split of the same data. Clips are
 matched by sample id, so the streams may list them in different orders. `search_weights` picks weights on hold-out
 scores; it refuses test scores, so weights are never tuned on the test set, and keeps equal weights on ties and on
 a hold-out too small to tell the streams apart.
@@ -29,6 +31,7 @@ from cascadeformer_jax.run import workdir as workdir_lib
 from cascadeformer_jax.evaluate import metrics as metrics_lib
 
 FIELDS = ('logits', 'labels', 'sample_ids', 'split', 'dataset')
+OPTIONAL_FIELDS = ('data_identity',)
 SEARCH_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 # Fewer hold-out clips than this cannot tell streams apart: search_weights keeps equal weights.
 MIN_SEARCH_CLIPS = 50
@@ -40,13 +43,15 @@ class EnsembleError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class StreamScores:
-  """One stream's scores: logits (N, K), labels (N,), sample_ids (N,) str, split, dataset, and its file."""
+  """One stream's scores: logits (N, K), labels (N,), sample_ids (N,) str, split, dataset, its file and the data's
+  identity ('' when unknown)."""
   logits: np.ndarray
   labels: np.ndarray
   sample_ids: np.ndarray
   split: str
   dataset: str
   path: str = ''
+  data_identity: str = ''
 
   @property
   def name(self) -> str:
@@ -59,7 +64,7 @@ def scores_file(workdir: str | os.PathLike, split: str = 'test') -> pathlib.Path
 
 
 def save_scores(path: str | os.PathLike, logits: np.ndarray, labels: np.ndarray, sample_ids: Sequence[str | bytes],
-                split: str, dataset: str) -> pathlib.Path:
+                split: str, dataset: str, data_identity: str = '') -> pathlib.Path:
   """Writes a score file atomically (a temporary file renamed into place); returns its path."""
   path = pathlib.Path(path)
   logits = np.asarray(logits, np.float32)
@@ -72,7 +77,8 @@ def save_scores(path: str | os.PathLike, logits: np.ndarray, labels: np.ndarray,
   handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
   try:
     with os.fdopen(handle, 'wb') as f:
-      np.savez(f, logits=logits, labels=labels, sample_ids=ids, split=np.asarray(split), dataset=np.asarray(dataset))
+      np.savez(f, logits=logits, labels=labels, sample_ids=ids, split=np.asarray(split), dataset=np.asarray(dataset),
+               data_identity=np.asarray(data_identity))
     os.replace(temporary, path)
   except BaseException:
     pathlib.Path(temporary).unlink(missing_ok=True)
@@ -90,7 +96,7 @@ def load_scores(path: str | os.PathLike) -> StreamScores:
       missing = [field for field in FIELDS if field not in data.files]
       if missing:
         raise EnsembleError(f'{path}: missing {", ".join(missing)} (a score file holds {", ".join(FIELDS)})')
-      arrays = {field: data[field] for field in FIELDS}
+      arrays = {field: data[field] for field in FIELDS + OPTIONAL_FIELDS if field in data.files}
   except EnsembleError:
     raise
   except (OSError, ValueError, EOFError) as e:
@@ -109,7 +115,8 @@ def load_scores(path: str | os.PathLike) -> StreamScores:
   if not np.all(np.isfinite(logits)):
     raise EnsembleError(f'{path}: logits hold NaN or inf')
   return StreamScores(logits=logits.astype(np.float32), labels=labels.astype(np.int64), sample_ids=ids,
-                      split=str(arrays['split']), dataset=str(arrays['dataset']), path=str(path))
+                      split=str(arrays['split']), dataset=str(arrays['dataset']), path=str(path),
+                      data_identity=str(arrays.get('data_identity', '')))
 
 
 def load_workdir_scores(workdir: str | os.PathLike, split: str = 'test') -> StreamScores:
@@ -128,8 +135,8 @@ def align(streams: Sequence[StreamScores]) -> list[StreamScores]:
   """Checks that the streams scored the same clips of the same split and dataset; returns them in stream 0's order.
 
   Raises:
-    EnsembleError: naming the first stream that differs from stream 0 and how (dataset, split, classes, clips,
-      labels).
+    EnsembleError: naming the first stream that differs from stream 0 and how (dataset, split, data identity where
+      both record it, classes, clips, labels).
   """
   if not streams:
     raise EnsembleError('no streams to fuse')
@@ -140,6 +147,10 @@ def align(streams: Sequence[StreamScores]) -> list[StreamScores]:
       if getattr(stream, field) != getattr(first, field):
         raise EnsembleError(f'{stream.name} scored {field} {getattr(stream, field)!r} but {first.name} scored '
                             f'{getattr(first, field)!r}; streams must score the same {field}')
+    if stream.data_identity and first.data_identity and stream.data_identity != first.data_identity:
+      raise EnsembleError(f'{stream.name} scored other data than {first.name}: data identity '
+                          f'{_short(stream.data_identity)} vs {_short(first.data_identity)} (the same clip names may '
+                          'hold other clips); streams must score the same data')
     if stream.logits.shape[1] != first.logits.shape[1]:
       raise EnsembleError(f'{stream.name} has {stream.logits.shape[1]} classes but {first.name} has '
                           f'{first.logits.shape[1]}')
@@ -164,6 +175,11 @@ def align(streams: Sequence[StreamScores]) -> list[StreamScores]:
     aligned.append(dataclasses.replace(stream, logits=stream.logits[order], labels=labels,
                                        sample_ids=first.sample_ids))
   return aligned
+
+
+def _short(identity: str) -> str:
+  """An identity for a message: a content fingerprint's first 12 hex digits."""
+  return identity[:len('sha256:') + 12] if identity.startswith('sha256:') else repr(identity)
 
 
 def check_weights(weights: Sequence[float], num_streams: int) -> np.ndarray:

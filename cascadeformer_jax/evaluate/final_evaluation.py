@@ -62,4 +62,4 @@ class FinalEvaluation:
     for split, predicted in self.scores.items():
       ids = sources.sample_ids(self.config.data, split, predicted['index'])
       ensemble.save_scores(workdir.scores_file(split), predicted['logits'], predicted['label'], ids, split,
-                           self.config.data.name)
+                           self.config.data.name, data_identity=self.config.data.get('identity', ''))

@@ -11,6 +11,7 @@
 Everything lands in the work directory (cascadeformer_jax/run/workdir.py); rerunning the same command resumes.
 """
 
+import dataclasses
 import datetime
 import json
 import os
@@ -231,6 +232,14 @@ def _stored_recipe(workdir: workdir_lib.Workdir, stage: str) -> dict[str, Any] |
   return stored
 
 
+def _explained(config: ml_collections.ConfigDict, change: recipe_lib.Change) -> recipe_lib.Change:
+  """A changed data identity in words: the dataset and, for a folder, the rows that changed."""
+  if change.field != 'data.identity':
+    return change
+  return dataclasses.replace(change, explanation=sources.describe_identity_change(config.data, change.old,
+                                                                                  change.new))
+
+
 def check_recipes(config: ml_collections.ConfigDict, workdir: workdir_lib.Workdir) -> None:
   """Refuses, before any work, to train on top of or next to results of a different recipe."""
   lines = []
@@ -240,7 +249,8 @@ def check_recipes(config: ml_collections.ConfigDict, workdir: workdir_lib.Workdi
     stored = _stored_recipe(workdir, stage)
     if stored is None:
       continue
-    found = recipe_lib.changes(stored, recipe_lib.stage_recipe(config, stage))
+    found = [_explained(config, change)
+             for change in recipe_lib.changes(stored, recipe_lib.stage_recipe(config, stage))]
     if found:
       lines.append(recipe_lib.mismatch_message(str(workdir.stage_dir(stage)), found))
   if lines:

@@ -7,10 +7,16 @@ A field the schema does not declare counts as `SHARED`, so a new setting blocks 
 
 A stage stores `stage_recipe(config, stage)` with its checkpoints and model directories; a later run compares its
 own with `changes(stored, current)` before any work and refuses to mix results of two recipes.
+
+The data a stage was trained on is part of its recipe: `data.identity`, recorded when the run reads its dataset (a
+folder's content fingerprint, a built dataset's builder version and split sizes). Recipes written before it was
+recorded are compared without it, and where the data was found (`data.folder`, `data.tfds_config`) does not count
+when both recipes record the same data.
 """
 
 import dataclasses
 import json
+import re
 from typing import Any
 
 import ml_collections
@@ -27,15 +33,28 @@ STAGES = (PRETRAIN, FINETUNE)
 FIELDS: tuple[tuple[str, str], ...] = tuple((field.path, field.scope) for field in schema.FIELDS)
 
 
+# Fields recorded when a run reads its dataset: an absent value (a recipe from before they were recorded) is no change.
+RECORDED = ('data.identity',)
+# Where the data was found: no change while both recipes record the same data (a copied or moved folder).
+LOCATIONS = ('data.folder', 'data.tfds_config')
+# A folder dataset's build is named `<dataset name>-<16 hex digits of its content fingerprint>` (recipes from before
+# content fingerprints name the dataset alone): its content is data.identity's to compare, so the key is left out.
+_BUILD_KEY = re.compile(r'-[0-9a-f]{16}$')
+
+
 @dataclasses.dataclass(frozen=True)
 class Change:
-  """One recipe field whose stored and current values differ (`ABSENT` where a side lacks it)."""
+  """One recipe field whose stored and current values differ (`ABSENT` where a side lacks it); `explanation`
+  replaces the two values in the description when set."""
 
   field: str
   old: Any
   new: Any
+  explanation: str = ''
 
   def describe(self) -> str:
+    if self.explanation:
+      return f'config.{self.field}: {self.explanation}'
     return f'config.{self.field}: {_show(self.old)} -> {_show(self.new)}'
 
 
@@ -76,10 +95,17 @@ def stage_recipe(config: ml_collections.ConfigDict, stage: str) -> dict[str, Any
 
 
 def changes(stored: dict[str, Any], current: dict[str, Any]) -> list[Change]:
-  """The fields whose values differ between two recipes, in field order."""
-  fields = sorted(set(stored) | set(current))
+  """The fields whose values differ between two recipes, in field order (see the module docstring for the data)."""
+  unrecorded = {field for field in RECORDED if field not in stored or field not in current}
+  same_data = all(field in stored and stored[field] == current.get(field, ABSENT) for field in RECORDED)
+  skipped = unrecorded | (set(LOCATIONS) if same_data else set())
+  fields = sorted((set(stored) | set(current)) - skipped)
   return [Change(field, stored.get(field, ABSENT), current.get(field, ABSENT)) for field in fields
-          if stored.get(field, ABSENT) != current.get(field, ABSENT)]
+          if _compared(field, stored.get(field, ABSENT)) != _compared(field, current.get(field, ABSENT))]
+
+
+def _compared(field: str, value: Any) -> Any:
+  return _BUILD_KEY.sub('', value) if field == 'data.tfds_config' and isinstance(value, str) else value
 
 
 def mismatch_message(where: str, found: list[Change]) -> str:

@@ -28,8 +28,11 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import posixpath
 import re
+import tempfile
+import time
 from typing import Any
 
 from etils import epath
@@ -447,9 +450,10 @@ def class_names_from_labels(folder: epath.PathLike, spec: DatasetSpec) -> tuple[
   return tuple(sorted({row.label for row in rows}))
 
 
-def fingerprint(folder: epath.PathLike) -> str:
-  """SHA-256 over dataset.json, labels.csv and the (path, size, mtime) of every clip it lists: changes when the
-  folder's content (probably) changed, so a stale build can be detected without reading the clips."""
+def legacy_fingerprint(folder: epath.PathLike) -> str:
+  """The fingerprint that builds made before content fingerprints stored (metadata 'fingerprint'): SHA-256 over
+  dataset.json, labels.csv and the (path, size, mtime) of every clip it lists. Only recognises such a build as the
+  folder's own; it depends on modification times, so it never identifies data."""
   folder = epath.Path(folder)
   digest = hashlib.sha256()
   for name in (DATASET_FILE, LABELS_FILE):
@@ -468,3 +472,182 @@ def fingerprint(folder: epath.PathLike) -> str:
       entry = f'{row.path}\0missing\0'
     digest.update(entry.encode())
   return digest.hexdigest()
+
+
+# --- Content fingerprint -------------------------------------------------------------------------------
+
+MISSING = 'missing'
+# A clip modified this recently may change again within the same mtime tick: its hash is not cached.
+_RECENT_SECONDS = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Content:
+  """What a folder holds, independent of where it is and of modification times.
+
+  `fingerprint`: SHA-256 over the bytes of dataset.json and labels.csv and the SHA-256 of every clip labels.csv lists
+  (in path order). `files_digest`: SHA-256 over dataset.json and labels.csv alone. `rows`: (path, label, split,
+  clip SHA-256 or 'missing') per labels.csv row that parses, in file order; `dataset_json`: its text.
+  """
+  fingerprint: str
+  files_digest: str
+  rows: tuple[tuple[str, str, str, str], ...]
+  dataset_json: str
+
+  def manifest(self) -> dict[str, Any]:
+    return {'fingerprint': self.fingerprint, 'dataset_json': self.dataset_json, 'rows': [list(r) for r in self.rows]}
+
+
+def clip_sha256(path: epath.PathLike) -> str:
+  """SHA-256 of a file's bytes."""
+  digest = hashlib.sha256()
+  with open(os.fspath(path), 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def files_digest(folder: epath.Path) -> tuple[str, bytes, bytes]:
+  """(SHA-256 over dataset.json and labels.csv, their bytes)."""
+  contents = []
+  digest = hashlib.sha256()
+  for name in (DATASET_FILE, LABELS_FILE):
+    path = folder / name
+    data = path.read_bytes() if path.exists() else b''
+    contents.append(data)
+    digest.update(name.encode() + b'\0' + str(len(data)).encode() + b'\0' + data)
+  return digest.hexdigest(), contents[0], contents[1]
+
+
+class ClipHashCache:
+  """SHA-256 of a folder's clips, keyed by (path, size, mtime), in one JSON file per folder under `directory`; no
+  file when `directory` is None. Unreadable or unwritable cache files only cost the hashing."""
+
+  def __init__(self, directory: epath.PathLike | None, folder: epath.Path):
+    self.path = None
+    self.folder = os.path.realpath(os.fspath(folder))
+    self.entries: dict[str, list[Any]] = {}
+    self.changed = False
+    if directory is None:
+      return
+    absolute = self.folder
+    self.path = epath.Path(directory) / f'clips-{hashlib.sha256(absolute.encode()).hexdigest()[:16]}.json'
+    try:
+      stored = json.loads(self.path.read_text())
+      if stored.get('folder') == absolute and isinstance(stored.get('clips'), dict):
+        self.entries = stored['clips']
+    except (OSError, ValueError):
+      pass
+
+  def sha256(self, folder: str, relative: str) -> str:
+    path = os.path.join(folder, relative)
+    try:
+      stat = os.stat(path)
+    except OSError:
+      return MISSING
+    key = [stat.st_size, stat.st_mtime_ns]
+    cached = self.entries.get(relative)
+    if cached is not None and cached[:2] == key:
+      return cached[2]
+    try:
+      value = clip_sha256(path)
+    except OSError:
+      return MISSING
+    if time.time() - stat.st_mtime > _RECENT_SECONDS:
+      self.entries[relative] = key + [value]
+      self.changed = True
+    return value
+
+  def save(self) -> None:
+    if self.path is None or not self.changed:
+      return
+    _write_atomically(self.path, json.dumps({'folder': self.folder, 'clips': self.entries}))
+
+
+def _write_atomically(path: epath.Path, text: str) -> None:
+  """Writes `path` through a temporary file in its folder; an OSError leaves nothing behind and is ignored (the
+  fingerprint caches only save work)."""
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=os.fspath(path.parent), prefix=path.name, suffix='.tmp')
+    try:
+      with os.fdopen(handle, 'w') as f:
+        f.write(text)
+      os.replace(temporary, os.fspath(path))
+    except BaseException:
+      pathlib.Path(temporary).unlink(missing_ok=True)
+      raise
+  except OSError:
+    pass
+
+
+def content(folder: epath.PathLike, cache_dir: epath.PathLike | None = None) -> Content:
+  """The folder's `Content`; with `cache_dir`, clip hashes are cached there by (path, size, mtime), so that only new
+  or modified clips are read again, and the manifest of the content is kept there (`manifest_path`) to say later
+  what changed."""
+  folder = epath.Path(folder)
+  files, dataset_json, _ = files_digest(folder)
+  try:
+    spec = read_dataset_json(folder)
+    rows = read_labels(folder, spec, Problems(folder))
+  except _common.DatasetFormatError:
+    rows = []
+  cache = ClipHashCache(cache_dir, folder)
+  root = os.fspath(folder)
+  entries = tuple((row.path, row.label, row.split, cache.sha256(root, row.path)) for row in rows)
+  cache.save()
+  digest = hashlib.sha256(files.encode())
+  for path, _, _, sha in sorted(entries):
+    digest.update(f'{path}\0{sha}\0'.encode())
+  result = Content(fingerprint=digest.hexdigest(), files_digest=files, rows=entries,
+                   dataset_json=dataset_json.decode('utf-8', errors='replace'))
+  if cache_dir is not None:
+    manifest = manifest_path(cache_dir, result.fingerprint)
+    if not manifest.exists():
+      _write_atomically(manifest, json.dumps(result.manifest()))
+  return result
+
+
+def manifest_path(cache_dir: epath.PathLike, fingerprint_value: str) -> epath.Path:
+  """Where `content` keeps the rows of a fingerprint."""
+  return epath.Path(cache_dir) / f'content-{fingerprint_value}.json'
+
+
+def read_manifest(cache_dir: epath.PathLike, fingerprint_value: str) -> dict[str, Any] | None:
+  """The manifest `content` kept for a fingerprint, or None."""
+  try:
+    manifest = json.loads(manifest_path(cache_dir, fingerprint_value).read_text())
+  except (OSError, ValueError):
+    return None
+  return manifest if manifest.get('fingerprint') == fingerprint_value else None
+
+
+def describe_changes(old: dict[str, Any], new: dict[str, Any], examples: int = 3) -> str:
+  """What changed between two manifests, e.g. '1 row relabelled (clips/a.npy: wave -> clap); 2 rows added (...)'."""
+
+  def listed(items: list[str]) -> str:
+    shown = ', '.join(items[:examples])
+    return shown + (f', ... {len(items) - examples} more' if len(items) > examples else '')
+
+  def counted(items: list[str], what: str) -> str:
+    return f'{len(items)} row{"s" if len(items) != 1 else ""} {what} ({listed(items)})'
+
+  before = {row[0]: row for row in old['rows']}
+  after = {row[0]: row for row in new['rows']}
+  parts = []
+  if old.get('dataset_json') != new.get('dataset_json'):
+    parts.append(f'{DATASET_FILE} edited')
+  added = [path for path in after if path not in before]
+  removed = [path for path in before if path not in after]
+  common = [path for path in after if path in before]
+  relabelled = [f'{p}: {before[p][1]} -> {after[p][1]}' for p in common if before[p][1] != after[p][1]]
+  moved = [f'{p}: {before[p][2]} -> {after[p][2]}' for p in common if before[p][2] != after[p][2]]
+  clips = [p for p in common if before[p][3] != after[p][3]]
+  for items, what in ((added, 'added'), (removed, 'removed'), (relabelled, 'relabelled'),
+                      (moved, 'moved to another split'), (clips, 'with a changed clip file')):
+    if items:
+      parts.append(counted(items, what))
+  if not parts:
+    order = [row[0] for row in old['rows']] != [row[0] for row in new['rows']]
+    parts.append(f'{LABELS_FILE} {"reordered" if order else "edited"} (every row the same)')
+  return '; '.join(parts)

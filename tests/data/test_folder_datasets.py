@@ -2,6 +2,10 @@
 the example processing of the pipeline."""
 
 
+import json
+import os
+import shutil
+
 import ml_collections
 import numpy as np
 import pytest
@@ -12,6 +16,7 @@ from cascadeformer_jax.data import examples
 from cascadeformer_jax.data import pipeline
 from cascadeformer_jax.data import sources
 from data_builders.skeleton_folder import example
+from data_builders.skeleton_folder import folder as folder_lib
 
 
 def _folder_config(folder, data_dir) -> ml_collections.ConfigDict:
@@ -30,29 +35,65 @@ def test_unknown_dataset_names_the_folder_option():
     data_lib.validate_data_config(config)
 
 
-def test_build_on_first_use_resolve_and_rebuild_when_the_folder_changes(tmp_path, capsys):
+def test_build_on_first_use_resolve_and_build_each_content_once(tmp_path, capsys):
   folder = example.write_example(tmp_path / 'clips', layout='mediapipe33', clips_per_class=2)
   config = _folder_config(folder, tmp_path / 'tfds')
   config.generic.centre_joints = ('left_shoulder', 'right_shoulder')
   sources.ensure_built(config)
-  assert 'building skeleton_folder/clips' in capsys.readouterr().out
+  assert 'building skeleton_folder/clips-' in capsys.readouterr().out
   sources.resolve_folder(config)
-  assert (config.name, config.tfds_config, config.num_classes, config.num_joints, config.num_coords,
-          config.max_persons, config.joint_layout) == ('clips', 'clips', 5, 33, 2, 1, 'mediapipe33')
+  fingerprint = folder_lib.content(folder).fingerprint
+  assert (config.name, config.tfds_config, config.identity, config.num_classes, config.num_joints,
+          config.num_coords, config.max_persons, config.joint_layout) == (
+              'clips', f'clips-{fingerprint[:16]}', f'sha256:{fingerprint}', 5, 33, 2, 1, 'mediapipe33')
   assert config.centre_indices == (11, 12) and len(config.parents) == 33
   assert data_lib.stored_layout(config).joints[0] == 'nose'
   assert sources.class_names(config) == sorted(example.CLASS_NAMES)
   data_lib.validate_data_config(config)
-  sources.ensure_built(config)  # unchanged: nothing to do
-  assert capsys.readouterr().out == ''
+  first_build = config.tfds_config
+  # Unchanged, touched or copied elsewhere: the same content, nothing to build.
+  for clip in (folder / 'clips').iterdir():
+    os.utime(clip)
+  copy = shutil.copytree(folder, tmp_path / 'copy' / 'clips')
+  for source in (folder, copy):
+    config.folder = str(source)
+    sources.ensure_built(config)
+    assert capsys.readouterr().out == '' and config.tfds_config == first_build
+  config.folder = str(folder)
   labels = (folder / 'labels.csv').read_text().splitlines()
-  (folder / 'labels.csv').write_text('\n'.join(labels[:-1]) + '\n')  # one clip fewer
+  (folder / 'labels.csv').write_text('\n'.join(labels[:-1]) + '\n')  # one clip fewer: another content, another build
   sources.ensure_built(config)
-  assert 'changed since it was built; rebuilding' in capsys.readouterr().out
+  assert 'building skeleton_folder/clips-' in capsys.readouterr().out and config.tfds_config != first_build
   assert len(sources.open_split(config, 'test')) + len(sources.open_split(config, 'train')) == 9
+  earlier = _folder_config('', tmp_path / 'tfds')
+  earlier.tfds_config = first_build  # the earlier content's build is still there
+  sources.resolve_folder(earlier)
+  assert earlier.identity == f'sha256:{fingerprint}' and len(sources.open_split(earlier, 'test')) == 5
   config.generic.centre_joints = ('pelvis',)
   with pytest.raises(ValueError, match=r"centre_joints \['pelvis'\] are not joints of layout 'mediapipe33'"):
     sources.resolve_folder(config)
+
+
+def test_a_build_from_before_content_fingerprints_is_used_while_its_folder_is_unchanged(tmp_path, capsys):
+  folder = example.write_example(tmp_path / 'old', layout='coco17', clips_per_class=2)
+  config = _folder_config(folder, tmp_path / 'tfds')
+  sources.ensure_built(config, announce=False)
+  # Made as earlier versions named and described builds: after the dataset alone, with a path/size/mtime
+  # fingerprint.
+  root = tmp_path / 'tfds' / 'skeleton_folder'
+  (root / config.tfds_config).rename(root / 'old')
+  metadata_file = root / 'old' / '1.0.0' / 'metadata.json'
+  metadata = json.loads(metadata_file.read_text())
+  del metadata['content_fingerprint']
+  metadata['fingerprint'] = folder_lib.legacy_fingerprint(folder)
+  metadata_file.write_text(json.dumps(metadata))
+  config = _folder_config(folder, tmp_path / 'tfds')
+  capsys.readouterr()
+  sources.ensure_built(config)
+  sources.resolve_folder(config)
+  assert capsys.readouterr().out == '' and config.tfds_config == 'old'
+  assert config.identity == 'sha256:' + folder_lib.content(folder).fingerprint
+  assert len(sources.open_split(config, 'train')) == 5
 
 
 def test_experiment_config_takes_joints_and_classes_from_the_folder(tmp_path):

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -53,7 +54,9 @@ def test_example_folder_builds_through_the_cli_and_reads_back_by_name(tmp_path, 
   folder = example.write_example(tmp_path / 'my_dataset', layout='coco17', clips_per_class=4)
   data_dir = tmp_path / 'data'
   assert build.main(['skeleton_folder', f'--manual_dir={folder}', f'--data_dir={data_dir}', '--quiet']) == 0
-  assert 'skeleton_folder/my_dataset/1.0.0: test 5, train 15 examples' in capsys.readouterr().out
+  fingerprint = folder_lib.content(folder).fingerprint
+  assert (f'skeleton_folder/my_dataset-{fingerprint[:16]}/1.0.0: test 5, train 15 examples'
+          in capsys.readouterr().out)
   train = data_builders.load_data_source('skeleton_folder', 'train', data_dir, config='my_dataset')
   assert len(train) == 15
   first = train[0]
@@ -67,7 +70,7 @@ def test_example_folder_builds_through_the_cli_and_reads_back_by_name(tmp_path, 
   assert (metadata['layout_name'], metadata['coords'], metadata['max_persons'], metadata['num_joints']) == (
       'coco17', 2, 1, 17)
   assert metadata['parents'][5] == 0 and metadata['centre_joints'] == [11, 12]
-  assert metadata['fingerprint'] == folder_lib.fingerprint(folder)
+  assert metadata['content_fingerprint'] == fingerprint
   assert metadata['nonfinite_values'] == 0
   # A second folder lives next to the first one in the same data dir.
   other = example.write_example(tmp_path / 'ntu_example', layout='ntu25', clips_per_class=2, file_format='npz',
@@ -75,6 +78,75 @@ def test_example_folder_builds_through_the_cli_and_reads_back_by_name(tmp_path, 
   helpers.build('skeleton_folder', data_dir, manual_dir=other)
   test = data_builders.load_data_source('skeleton_folder', 'test', data_dir, config='ntu_example')
   assert test[0]['skeleton'].shape[1:] == (1, 25, 3) and test[0]['group'] == b's001'
+
+
+def test_content_fingerprint_ignores_place_and_mtimes_and_caches_clip_hashes(tmp_path, monkeypatch):
+  folder = example.write_example(tmp_path / 'a', layout='coco17', clips_per_class=2)
+  copy = tmp_path / 'elsewhere' / 'b'
+  shutil.copytree(folder, copy)  # new path, new modification times
+  os.utime(copy / 'clips' / 'wave_000.npy', (1, 1))
+  cache = tmp_path / 'cache'
+  first = folder_lib.content(folder, cache)
+  assert folder_lib.content(copy).fingerprint == first.fingerprint
+  assert len(first.rows) == 10 and first.rows[0][:3] == ('clips/wave_000.npy', 'wave', 'train')
+  assert folder_lib.read_manifest(cache, first.fingerprint)['rows'][0] == list(first.rows[0])
+  # Hashes of clips not modified in the last seconds come from the cache, keyed by (path, size, mtime).
+  for clip in (folder / 'clips').iterdir():
+    os.utime(clip, (1e9, 1e9))
+  folder_lib.content(folder, cache)
+  read = []
+  monkeypatch.setattr(folder_lib, 'clip_sha256', lambda path: read.append(path) or 'x')
+  assert folder_lib.content(folder, cache).fingerprint == first.fingerprint and read == []
+  np.save(folder / 'clips' / 'clap_000.npy', np.zeros((3, 17, 2), np.float32))  # new size and mtime
+  assert folder_lib.content(folder, cache).fingerprint != first.fingerprint
+  assert [pathlib.Path(path).name for path in read] == ['clap_000.npy']
+
+
+def test_describe_changes_names_rows_added_removed_relabelled_and_clips(tmp_path):
+  folder = example.write_example(tmp_path / 'a', layout='coco17', clips_per_class=2)
+  before = folder_lib.content(folder).manifest()
+  lines = (folder / 'labels.csv').read_text().splitlines()
+  lines[1] = lines[1].replace(',wave,', ',clap,')
+  (folder / 'labels.csv').write_text('\n'.join(lines[:-1] + ['clips/new.npy,squat,train']) + '\n')
+  np.save(folder / 'clips' / 'new.npy', _clip())
+  np.save(folder / 'clips' / 'clap_000.npy', _clip())
+  after = folder_lib.content(folder).manifest()
+  assert folder_lib.describe_changes(before, after) == (
+      '1 row added (clips/new.npy); 1 row removed (clips/side_kick_001.npy); 1 row relabelled (clips/wave_000.npy: '
+      'wave -> clap); 1 row with a changed clip file (clips/clap_000.npy)')
+  current = (folder / 'labels.csv').read_text().splitlines()
+  (folder / 'labels.csv').write_text('\n'.join(current[:1] + current[:0:-1]) + '\n')
+  reordered = folder_lib.content(folder).manifest()
+  assert reordered['fingerprint'] != after['fingerprint']  # the order of the examples changes what trains
+  assert folder_lib.describe_changes(after, reordered) == 'labels.csv reordered (every row the same)'
+
+
+def test_same_named_folders_build_side_by_side_and_a_failed_build_touches_neither(tmp_path):
+  data_dir = tmp_path / 'data'
+  first = example.write_example(tmp_path / 'one', layout='coco17', clips_per_class=2, name='shared')
+  second = example.write_example(tmp_path / 'two', layout='coco17', clips_per_class=2, name='shared', seed=1)
+  builds = [helpers.build('skeleton_folder', data_dir, manual_dir=folder) for folder in (first, second)]
+  assert builds[0].data_path != builds[1].data_path
+  names = [pathlib.Path(builder.data_path).parent.name for builder in builds]
+  assert folder_lib.read_dataset_json(first).name == 'shared' and all(n.startswith('shared-') for n in names)
+  for builder, folder in zip(builds, (first, second)):
+    train = helpers.by_name(helpers.read_split(builder, 'train'), 'sample_name')
+    np.testing.assert_array_equal(train['clips/wave_000.npy']['skeleton'][:, 0],
+                                  np.load(folder / 'clips' / 'wave_000.npy'))
+  names = sorted(names)
+  with pytest.raises(ValueError, match=f'holds 2 builds of folder dataset .shared. .different content.: {names[0]}, '
+                                       f'{names[1]}'):
+    data_builders.load_data_source('skeleton_folder', 'train', data_dir, config='shared')
+  assert len(data_builders.load_data_source('skeleton_folder', 'test', data_dir, config=names[0])) == 5
+  # A clip replaced after the content was fingerprinted fails the build; the other builds stay as they were.
+  labels = (first / 'labels.csv').read_text()
+  (first / 'labels.csv').write_text(labels.replace('wave_001.npy,wave,', 'wave_001.npy,clap,'))
+  config = data_builders.skeleton_folder.SkeletonFolder.config_for(manual_dir=first, data_dir=data_dir)
+  np.save(first / 'clips' / 'wave_000.npy', _clip())
+  with pytest.raises(data_builders.DatasetFormatError, match='wave_000.npy changed while building'):
+    data_builders.build_dataset('skeleton_folder', data_dir, manual_dir=first, config=config, verbose=False)
+  assert sorted(p.name for p in (data_dir / 'skeleton_folder').iterdir() if not p.name.startswith('.')) == names
+  assert all(builder.is_prepared() for builder in builds)
 
 
 def test_example_generator_is_deterministic_and_writes_json(tmp_path):

@@ -57,6 +57,21 @@ def test_refuses_streams_that_do_not_belong_together(other, match):
     ensemble.align([_stream(PROBS_A, path='A'), _stream(PROBS_B, path='B', **other)])
 
 
+def test_streams_of_other_data_under_the_same_clip_names_are_refused(tmp_path):
+  paths = [ensemble.save_scores(tmp_path / name / 'scores.npz', np.log(probs), LABELS, IDS, 'test', 'mine',
+                                data_identity=f'sha256:{name * 64}')
+           for name, probs in (('a', PROBS_A), ('b', PROBS_B))]
+  streams = [ensemble.load_scores(path) for path in paths]
+  assert streams[0].data_identity == 'sha256:' + 'a' * 64
+  with pytest.raises(ensemble.EnsembleError, match=r"b/scores\.npz scored other data than .*a/scores\.npz: data "
+                                                   r'identity sha256:bbbbbbbbbbbb vs sha256:aaaaaaaaaaaa \(the same'):
+    ensemble.align(streams)
+  # A score file written before the data was recorded has none; it is compared as before.
+  np.savez(tmp_path / 'old.npz', logits=np.log(PROBS_B), labels=LABELS, sample_ids=IDS, split='test', dataset='mine')
+  old = ensemble.load_scores(tmp_path / 'old.npz')
+  assert old.data_identity == '' and len(ensemble.align([streams[0], old])) == 2
+
+
 @pytest.mark.parametrize('weights, match', [
     ([1, 1, 1], r'3 weight\(s\) for 2 stream\(s\)'),
     ([1, -1], r'non-negative'),

@@ -72,3 +72,21 @@ def test_unclassified_fields_count_as_recipe_and_absent_fields_are_shown():
   assert recipe.scope('some_new_setting') == recipe.SHARED
   found = recipe.changes({'a': 1}, {'b': [1, 2]})
   assert [change.describe() for change in found] == ['config.a: 1 -> (absent)', 'config.b: (absent) -> [1, 2]']
+
+
+def test_the_data_identity_counts_when_both_recipes_record_it_and_makes_its_location_irrelevant():
+  stored = {'data.folder': '/a/clips', 'data.tfds_config': 'clips', 'seed': 1}
+  moved = {'data.folder': '/b/clips', 'data.tfds_config': 'clips-0123456789abcdef', 'seed': 1}
+  # A recipe from before the data was recorded: its absence is no change, the folder still is (a folder build's
+  # content key is data.identity's to compare).
+  assert recipe.changes(stored, dict(stored, **{'data.identity': 'sha256:x'})) == []
+  assert [c.field for c in recipe.changes(stored, dict(moved, **{'data.identity': 'sha256:x'}))] == ['data.folder']
+  assert [c.field for c in recipe.changes(stored, dict(stored, **{'data.tfds_config': 'other'}))] == [
+      'data.tfds_config']
+  # The same data, found elsewhere (a copied folder, another build of it): no change.
+  same = {'data.identity': 'sha256:x'}
+  assert recipe.changes(dict(stored, **same), dict(moved, **same)) == []
+  found = recipe.changes(dict(stored, **same), dict(stored, **{'data.identity': 'sha256:y'}))
+  assert [change.describe() for change in found] == ['config.data.identity: "sha256:x" -> "sha256:y"']
+  explained = recipe.Change('data.identity', 'sha256:x', 'sha256:y', explanation="dataset 'clips' changed")
+  assert explained.describe() == "config.data.identity: dataset 'clips' changed"

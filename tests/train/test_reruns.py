@@ -4,6 +4,7 @@ settings never block, and only one run holds a work directory."""
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -73,6 +74,28 @@ def test_rerun_of_a_finished_run_reports_the_stored_result(finished, fixture_dat
   assert summary['complete'] and summary['test'] == json.loads((workdir / 'results.json').read_text())
   assert summary['test']['accuracy'] == finished[1]['test']['accuracy']
   assert _snapshot(workdir) == before
+
+
+def test_the_data_is_part_of_the_recipe_and_older_recipes_without_it_still_complete(finished, fixture_data_dir,
+                                                                                    tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(finished[0], workdir)
+  recipe_files = [workdir / stage / 'recipe.json' for stage in ('pretrain', 'finetune')]
+  recipes = [json.loads(path.read_text()) for path in recipe_files]
+  identity = recipes[1]['data.identity']
+  sizes = re.fullmatch(r'synthetic_actions/tiny/\d+\.\d+\.\d+: test (\d+), train (\d+)', identity)
+  assert sizes and recipes[0]['data.identity'] == identity
+  # Trained on another build of the dataset (other split sizes): refused, naming the dataset.
+  other = identity.replace(f'train {sizes[2]}', 'train 99')
+  recipe_files[1].write_text(json.dumps(dict(recipes[1], **{'data.identity': other})))
+  with pytest.raises(experiment.RecipeMismatchError) as raised:
+    experiment.run(_config(fixture_data_dir, workdir))
+  assert (f"config.data.identity: dataset 'synthetic_actions' changed since it was trained: {other!r} -> "
+          f'{identity!r}') in str(raised.value)
+  # Recipes from before the data was recorded: an absent field is no change.
+  for path, recipe in zip(recipe_files, recipes):
+    path.write_text(json.dumps({k: v for k, v in recipe.items() if k != 'data.identity'}))
+  assert experiment.run(_config(fixture_data_dir, workdir))['complete']
 
 
 def test_evaluation_settings_never_block_and_keep_config_json(finished, fixture_data_dir, tmp_path, fast_compile):
