@@ -218,6 +218,8 @@ class StreamingClassifier:
       return None
     source = self.source_layout or self.target_layout
     coords = self.frame_shape[-1]
+    if x.shape == (0,):  # an empty list of persons
+      x = np.zeros((0, source.num_joints, coords), np.float32)
     if x.ndim == 2:
       x = x[None]
     if x.ndim != 3 or x.shape[1:] != (source.num_joints, coords):

@@ -69,19 +69,20 @@ def setup_compilation_cache(directory: str = '', min_compile_seconds: float = 1.
   return path
 
 
-# JAX's monitoring events of a program compiled by XLA, and of one loaded from the persistent compilation cache.
+# JAX's monitoring events: a program obtained for a new input shape or function (compiled by XLA or loaded from the
+# persistent compilation cache; JAX times both as the backend compile), and a load from that cache.
 BACKEND_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
 CACHE_HIT_EVENT = '/jax/compilation_cache/cache_hits'
 
 
 @dataclasses.dataclass
 class CompilationCount:
-  compiled: int = 0  # programs XLA compiled
-  loaded: int = 0  # programs loaded from the persistent compilation cache instead
+  total: int = 0  # programs obtained: compiled, or loaded from the persistent compilation cache
+  loaded: int = 0  # of which loaded from that cache
 
   @property
-  def total(self) -> int:
-    return self.compiled + self.loaded
+  def compiled(self) -> int:
+    return self.total - self.loaded
 
 
 @contextlib.contextmanager
@@ -97,7 +98,7 @@ def count_compilations() -> Iterator[CompilationCount]:
   def on_duration(event: str, duration_s: float, **kwargs) -> None:
     del duration_s, kwargs
     if event == BACKEND_COMPILE_EVENT:
-      count.compiled += 1
+      count.total += 1
 
   def on_event(event: str, **kwargs) -> None:
     del kwargs
