@@ -234,7 +234,8 @@ class StreamingClassifier:
       self._bad(t, 'no person')
       return None
     if not np.isfinite(x).all():
-      self._bad(t, f'{int((~np.isfinite(x)).sum())} NaN/Inf coordinates')
+      bad = int((~np.isfinite(x)).sum())
+      self._bad(t, f'{bad} NaN/Inf coordinate{"s" if bad > 1 else ""}')
       return None
     if self.source_layout is not None and len(x):
       x = layouts.convert(x, self.source_layout, self.target_layout, mapping=self.mapping)
