@@ -5,14 +5,22 @@ the jitted ``CascadeClassifier.apply`` in deterministic mode; PyTorch the refere
 ``eval()`` mode under ``torch.inference_mode()``, eager, with ``torch.set_num_threads(os.cpu_count())``.
 Both run in alternating blocks in one process.
 
+Streaming (``--streaming``, N-UCLA by default): the update latency of ``cfx.StreamingClassifier`` with stride 1 (one
+frame in, the model's stored test transform on the window, one batch-1 forward, probabilities out), timed in
+alternating blocks against a bare batch-1 forward of the same compiled function on an input already on the device,
+and the number of compilations after warm-up. Targets: median within 15 % of the bare forward, p99 at most twice
+its median, no compilation.
+
   python -m benchmarks.inference --output=/tmp/inference.json
   python -m benchmarks.inference --configs=n_ucla --large_batch=128
+  python -m benchmarks.inference --streaming=only --stream_blocks=10 --stream_calls_per_block=20
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import sys
 import time
 from typing import Any
@@ -22,7 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
+from cascadeformer_jax import api
+from cascadeformer_jax.data import config as data_config_lib
+from cascadeformer_jax.data import preprocessing as preprocessing_lib
+from cascadeformer_jax.evaluate import streaming
+from cascadeformer_jax.evaluate.forward import ClassifierForward
 from cascadeformer_jax.run import partitioning
+from cascadeformer_jax.run import runtime
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models.presets import published_model_config
 
@@ -34,6 +48,16 @@ TABLE_COLUMNS = (
     ('jax_clips_per_s', 'JAX clips/s'), ('torch_clips_per_s', 'PyTorch clips/s'),
     ('speedup', 'JAX/PyTorch'), ('jax_call_rss_mib', 'JAX call RSS MiB'),
     ('torch_call_rss_mib', 'PyTorch call RSS MiB'), ('jax_tflops', 'JAX TFLOP/s'))
+
+STREAM_COLUMNS = (
+    ('config', 'config'), ('window', 'window'), ('stride', 'stride'), ('bare_median_ms', 'bare forward p50 ms'),
+    ('bare_p99_ms', 'bare p99 ms'), ('stream_median_ms', 'stream update p50 ms'), ('stream_p99_ms', 'update p99 ms'),
+    ('median_vs_bare', 'p50 / bare p50'), ('p99_vs_median', 'p99 / p50'), ('bare_p99_vs_median', 'bare p99 / p50'),
+    ('transform_median_ms', 'transform ms'),
+    ('compilations_after_warm_up', 'compilations after warm-up'), ('targets_met', 'targets met'))
+# Targets of the streaming update (see the module docstring).
+STREAM_MAX_MEDIAN_VS_BARE = 1.15
+STREAM_MAX_P99_VS_MEDIAN = 2.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,6 +85,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help='wait until the 1-minute load average is at most this before timing')
   parser.add_argument('--max_wait_s', type=float, default=900.0)
   parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--streaming', default='on', choices=('on', 'off', 'only'),
+                      help='time the streaming update (only: nothing else)')
+  parser.add_argument('--streaming_configs', default='n_ucla', help=f'comma-separated subset of {list(CONFIGS)}')
+  parser.add_argument('--stream_stride', type=int, default=1, help='frames per emission (1: every update emits)')
+  parser.add_argument('--stream_blocks', type=int, default=10)
+  parser.add_argument('--stream_calls_per_block', type=int, default=20)
   parser.add_argument('--output', default='')
   args = parser.parse_args(argv)
   try:
@@ -75,6 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.error(f'--batch_sizes: expected positive integers, got {args.batch_sizes!r}')
   if args.blocks * args.calls_per_block < 1 or args.warmup < 1:
     parser.error('need at least one warm-up call and one timed call')
+  if args.stream_stride < 1 or args.stream_blocks * args.stream_calls_per_block < 2:
+    parser.error('--stream_stride must be at least 1 and the streaming timing needs at least two calls')
   return args
 
 
@@ -175,17 +207,120 @@ def run_config(dataset: str, args: argparse.Namespace) -> list[dict[str, Any]]:
   return rows
 
 
+def _p99(seconds: list[float]) -> float:
+  return 1e3 * statistics.quantiles(seconds, n=100, method='inclusive')[98]
+
+
+def _random_params(model: CascadeClassifier, sample: jax.Array, seed: int) -> Any:
+  """Parameters of ``model.init``'s shapes drawn with NumPy (kernels scaled by 1/sqrt(fan in), LayerNorm scales
+  near 1): a latency measurement needs realistic magnitudes, not the initialisers, which take long to compile."""
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    name = jax.tree_util.keystr(path[-1:])
+    if 'scale' in name:
+      return jnp.asarray(1 + rng.normal(0, 0.1, leaf.shape), leaf.dtype)
+    scale = 1 / np.sqrt(leaf.shape[0]) if 'kernel' in name else 0.02
+    return jnp.asarray(rng.normal(0, scale, leaf.shape), leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(draw, jax.eval_shape(model.init, jax.random.key(seed), sample)['params'])
+
+
+def _moving_skeleton(frames: int, frame_shape: tuple[int, ...], seed: int) -> np.ndarray:
+  """(frames,) + frame_shape coordinates moving smoothly (every coordinate a small random walk)."""
+  rng = np.random.default_rng(seed)
+  rest = rng.normal(0, 0.3, (1,) + frame_shape)
+  return (rest + np.cumsum(rng.normal(0, 0.02, (frames,) + frame_shape), axis=0)).astype(np.float32)
+
+
+def run_streaming(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
+  """Streaming update latency against a bare batch-1 forward of the same model (module docstring)."""
+  head_overrides = {'cross_attn_heads': args.num_heads, 'spatial_heads': args.num_heads} if args.num_heads else {}
+  config = published_model_config(dataset, args.variant).replace(dtype=args.dtype, **_overrides(args),
+                                                                 **head_overrides)
+  data = data_config_lib.default_data_config(dataset, args.variant)
+  data.num_frames = args.frames
+  class_names = [f'class {i}' for i in range(config.num_classes)]
+  sample = jnp.zeros((1, args.frames, config.num_joints, config.coords), jnp.float32)
+  params = _random_params(CascadeClassifier(config), sample, args.seed)
+  classifier = api.Classifier(config, params, preprocessing_lib.describe(data, class_names))
+  stream = streaming.StreamingClassifier(classifier, stride=args.stream_stride)
+  updates = args.stream_blocks * args.stream_calls_per_block
+  frames = _moving_skeleton(stream.window + (args.warmup + updates) * args.stream_stride + args.stream_stride,
+                            stream.frame_shape, args.seed)
+  start = time.perf_counter()
+  stream.warm_up()
+  compile_s = time.perf_counter() - start
+  skeleton, length = preprocessing_lib.prepare_clip(frames[:stream.window], stream.preprocessing)
+  batch = jax.device_put({'skeleton': skeleton[None], 'lengths': np.array([length], np.int32)})
+  forward = ClassifierForward(config)
+
+  def bare() -> None:
+    jax.block_until_ready(forward.batch(params, batch))
+
+  for _ in range(args.warmup):
+    bare()
+  position = 0
+
+  def update() -> None:  # `stride` frames in, one emission out
+    nonlocal position
+    for _ in range(args.stream_stride):
+      prediction = stream.push(frames[position])
+      position += 1
+    assert prediction is not None
+
+  # From here on nothing may compile: the stream's first frames, its first emissions and the timed updates.
+  with runtime.count_compilations() as compilations:
+    for _ in range(stream.window - args.stream_stride):  # fill the window up to the first emission
+      stream.push(frames[position])
+      position += 1
+    for _ in range(args.warmup):
+      update()
+    window = stream.window_frames()
+    transform = [time.perf_counter()]
+    for _ in range(20):
+      preprocessing_lib.prepare_clip(window, stream.preprocessing)
+      transform.append(time.perf_counter())
+    row: dict[str, Any] = {'config': dataset, 'window': stream.window, 'stride': args.stream_stride,
+                           'variant': args.variant, 'd_model': config.d_model, 'num_layers': config.num_layers,
+                           'dtype': args.dtype, 'warm_up_compile_s': compile_s,
+                           'transform_median_ms': 1e3 * statistics.median(np.diff(transform)),
+                           'load_before_timing': common.load_average()}
+    times = common.interleaved_times({'bare': bare, 'stream': update}, args.stream_blocks,
+                                     args.stream_calls_per_block)
+  row['load_after_timing'] = common.load_average()
+  for name, samples in times.items():
+    row.update({f'{name}_{key}': value for key, value in common.summarize(samples).items()})
+    row[f'{name}_p99_ms'] = _p99(samples)
+  row['median_vs_bare'] = row['stream_median_ms'] / row['bare_median_ms']
+  row['p99_vs_median'] = row['stream_p99_ms'] / row['stream_median_ms']
+  row['bare_p99_vs_median'] = row['bare_p99_ms'] / row['bare_median_ms']  # the machine's own jitter
+  row['compilations_after_warm_up'] = compilations.total
+  met = {'median': row['median_vs_bare'] <= STREAM_MAX_MEDIAN_VS_BARE,
+         'p99': row['p99_vs_median'] <= STREAM_MAX_P99_VS_MEDIAN, 'no compilation': compilations.total == 0}
+  row['targets'] = met
+  row['targets_met'] = 'yes' if all(met.values()) else 'no: ' + ', '.join(name for name, ok in met.items() if not ok)
+  print(f'done {dataset} streaming: update {row["stream_median_ms"]:.2f} ms (p99 {row["stream_p99_ms"]:.2f}), bare '
+        f'forward {row["bare_median_ms"]:.2f} ms', file=sys.stderr, flush=True)
+  return row
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
   args = parse_args(argv)
   default_configs = ','.join(CONFIGS) if jax.default_backend() == 'gpu' else 'n_ucla,ntu60_xview'
   datasets = common.parse_list(args.configs or default_configs, CONFIGS, 'configs')
+  stream_datasets = common.parse_list(args.streaming_configs, CONFIGS, 'streaming_configs')
   wait = common.wait_for_quiet(args.max_load, args.max_wait_s)
-  rows = [row for dataset in datasets for row in run_config(dataset, args)]
+  rows = [] if args.streaming == 'only' else [row for dataset in datasets for row in run_config(dataset, args)]
+  stream_rows = [] if args.streaming == 'off' else [run_streaming(dataset, args) for dataset in stream_datasets]
   settings = {key: value for key, value in vars(args).items() if key != 'batch_list'}
   payload = {'benchmark': 'inference', 'command': ' '.join(['python -m benchmarks.inference'] + (
       sys.argv[1:] if argv is None else list(argv))), 'machine': common.machine_info(), 'wait': wait,
-             'settings': settings, 'results': rows}
-  print(common.markdown_table(rows, TABLE_COLUMNS))
+             'settings': settings, 'results': rows, 'streaming': stream_rows}
+  if rows:
+    print(common.markdown_table(rows, TABLE_COLUMNS))
+  if stream_rows:
+    print(common.markdown_table(stream_rows, STREAM_COLUMNS))
   if args.output:
     common.write_json(args.output, payload)
   return payload

@@ -11,6 +11,7 @@ _PUBLIC = {
     'Pretrained': 'cascadeformer_jax.api',
     'ModelConfig': 'cascadeformer_jax.models',
     'published_model_config': 'cascadeformer_jax.models.presets',
+    'StreamingClassifier': 'cascadeformer_jax.evaluate.streaming',
 }
 __all__ = sorted(_PUBLIC)
 

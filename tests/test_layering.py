@@ -23,7 +23,7 @@ LAYERS = (
     ('train',),
     ('config',),
     ('experiment',),
-    ('api', 'main', 'predict', 'ensemble', 'convert', '__init__'),
+    ('api', 'main', 'predict', 'stream', 'ensemble', 'convert', '__init__'),
 )
 LAYER_OF = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 LEAF_MODULES = ('data.layouts', 'config.schema')

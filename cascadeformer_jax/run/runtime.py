@@ -1,16 +1,17 @@
-"""The run environment: matmul precision, PRNG implementation, compilation cache, profiling range, banner.
+"""The run environment: matmul precision, PRNG implementation, compilation cache and count, profiling range, banner.
 
 Bottom layer: imports only JAX and the standard library, so that every entry point can set these up before the
 first computation. Each ``apply_*`` function changes process-wide JAX settings and must run before the values it
 affects are traced (matmul precision, PRNG) or compiled (cache).
 """
 
+import contextlib
 import dataclasses
 import os
 import pathlib
 import shutil
 import sys
-from typing import TextIO
+from typing import Iterator, TextIO
 
 import jax
 
@@ -66,6 +67,51 @@ def setup_compilation_cache(directory: str = '', min_compile_seconds: float = 1.
   jax.config.update('jax_persistent_cache_min_compile_time_secs', float(min_compile_seconds))
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
   return path
+
+
+# JAX's monitoring events: a program obtained for a new input shape or function (compiled by XLA or loaded from the
+# persistent compilation cache; JAX times both as the backend compile), and a load from that cache.
+BACKEND_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
+CACHE_HIT_EVENT = '/jax/compilation_cache/cache_hits'
+
+
+@dataclasses.dataclass
+class CompilationCount:
+  total: int = 0  # programs obtained: compiled, or loaded from the persistent compilation cache
+  loaded: int = 0  # of which loaded from that cache
+
+  @property
+  def compiled(self) -> int:
+    return self.total - self.loaded
+
+
+@contextlib.contextmanager
+def count_compilations() -> Iterator[CompilationCount]:
+  """Counts the programs compiled (or loaded from the persistent cache) in the process while the block runs.
+
+      with runtime.count_compilations() as count:
+        ...
+      assert count.total == 0
+  """
+  count = CompilationCount()
+
+  def on_duration(event: str, duration_s: float, **kwargs) -> None:
+    del duration_s, kwargs
+    if event == BACKEND_COMPILE_EVENT:
+      count.total += 1
+
+  def on_event(event: str, **kwargs) -> None:
+    del kwargs
+    if event == CACHE_HIT_EVENT:
+      count.loaded += 1
+
+  jax.monitoring.register_event_duration_secs_listener(on_duration)
+  jax.monitoring.register_event_listener(on_event)
+  try:
+    yield count
+  finally:
+    jax.monitoring.unregister_event_duration_listener(on_duration)
+    jax.monitoring.unregister_event_listener(on_event)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -70,7 +70,7 @@ def test_train_step_without_torch_with_another_prng_and_xla_options(capsys, fast
 def test_inference_reports_latency_and_throughput(tmp_path, capsys, fast_compile, compilation_cache):
   pytest.importorskip('torch', reason='the PyTorch baseline is optional (pip install torch==2.13.0)')
   output = tmp_path / 'inference.json'
-  inference.main(TINY + ['--batch_sizes=1,3', '--calls_per_block=2',
+  inference.main(TINY + ['--batch_sizes=1,3', '--calls_per_block=2', '--streaming=off',
                          '--xla_options=xla_cpu_experimental_ynn_fusion_type=', f'--output={output}'])
   table = capsys.readouterr().out
   assert '| n_ucla | 1 |' in table and '| n_ucla | 3 |' in table
@@ -81,6 +81,19 @@ def test_inference_reports_latency_and_throughput(tmp_path, capsys, fast_compile
   for row in rows:
     assert row['jax_count'] == row['torch_count'] == 4
     assert row['speedup'] == pytest.approx(row['torch_median_ms'] / row['jax_median_ms'])
+
+
+def test_inference_reports_the_streaming_update_latency(tmp_path, capsys, fast_compile):
+  output = tmp_path / 'inference.json'
+  inference.main(TINY + ['--streaming=only', '--stream_stride=2', '--stream_blocks=2', '--stream_calls_per_block=3',
+                         f'--output={output}'])
+  assert '| n_ucla | 4 | 2 |' in capsys.readouterr().out
+  written = json.loads(output.read_text())
+  assert written['results'] == [] and len(written['streaming']) == 1
+  row = written['streaming'][0]
+  assert row['stream_count'] == row['bare_count'] == 6 and row['compilations_after_warm_up'] == 0
+  assert row['median_vs_bare'] == pytest.approx(row['stream_median_ms'] / row['bare_median_ms'])
+  assert row['targets']['no compilation'] and row['targets_met'].startswith(('yes', 'no: '))
 
 
 @pytest.mark.parametrize('argv, message', [

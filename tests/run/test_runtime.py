@@ -59,6 +59,21 @@ def test_compilation_cache(restore_jax_config, tmp_path, monkeypatch):
     runtime.setup_compilation_cache(str(tmp_path / 'file' / 'sub'))
 
 
+def test_count_compilations_counts_compiled_and_cached_programs(restore_jax_config, tmp_path):
+  runtime.setup_compilation_cache(str(tmp_path / 'xla'), min_compile_seconds=0)
+  x = np.arange(13.0)
+  with runtime.count_compilations() as count:
+    jax.jit(lambda v: v * 5 + 1)(x)
+    jax.jit(lambda v: v * 5 + 1)(x)  # another function with the same program: loaded from the persistent cache
+    jax.jit(lambda v: v * 5 + 1)(x[1:])  # another shape
+  assert (count.compiled, count.loaded, count.total) == (2, 1, 3), count
+  function = jax.jit(lambda v: v - 2)
+  function(x)
+  with runtime.count_compilations() as count:
+    function(x)  # already compiled
+  assert count.total == 0
+
+
 def test_profile_steps_parsing_and_range():
   assert runtime.parse_profile_steps('') is None
   assert runtime.parse_profile_steps('10:15') == runtime.ProfileRange(10, 15, '')
