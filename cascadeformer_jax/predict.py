@@ -57,16 +57,6 @@ _MAPPING = flags.DEFINE_string('mapping', None, 'With --layout: a mapping name (
 flags.mark_flags_as_required(['init_from'])
 
 
-def _parse_json_or_name(flag: str, value: str | None):
-  """A name, or a JSON object when the value starts with '{'."""
-  if value is None or not value.lstrip().startswith('{'):
-    return value
-  try:
-    return json.loads(value)
-  except json.JSONDecodeError as e:
-    raise ValueError(f'{flag}: invalid JSON ({e})') from None
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -98,7 +88,7 @@ def main(argv):
     if _DATA_DIR.value is not None:
       config.data.data_dir = _DATA_DIR.value
     configuration.resolve_dataset(config)  # folder datasets: joints, classes and layout from the folder
-  layout, mapping = _parse_json_or_name('--layout', _LAYOUT.value), _parse_json_or_name('--mapping', _MAPPING.value)
+  layout, mapping = cli.json_or_name('--layout', _LAYOUT.value), cli.json_or_name('--mapping', _MAPPING.value)
   predictor = inference.Predictor.load(_INIT_FROM.value, config,
                                        None if config is None else configuration.model_config(config))
   if config is None and _DATA_DIR.value is not None:

@@ -36,7 +36,6 @@ Bad input ends the stream with one line naming the frame (exit 1), or is reporte
   * ``--gaps=refuse|fill``: a jump in ``t`` (fill repeats the last frame for the missing ones).
 """
 
-import json
 import sys
 
 from absl import app
@@ -66,15 +65,6 @@ _MAPPING = flags.DEFINE_string('mapping', None, 'With --layout: a mapping name (
 flags.mark_flags_as_required(['init_from', 'input'])
 
 
-def _parse_json_or_name(flag: str, value: str | None):
-  if value is None or not value.lstrip().startswith('{'):
-    return value
-  try:
-    return json.loads(value)
-  except json.JSONDecodeError as e:
-    raise ValueError(f'{flag}: invalid JSON ({e})') from None
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -95,7 +85,7 @@ def main(argv):
     runtime.apply_matmul_precision(config.get('matmul_precision', 'default'))
     runtime.setup_compilation_cache(config.get('compilation_cache_dir', ''))
     configuration.resolve_dataset(config)
-  layout, mapping = _parse_json_or_name('--layout', _LAYOUT.value), _parse_json_or_name('--mapping', _MAPPING.value)
+  layout, mapping = cli.json_or_name('--layout', _LAYOUT.value), cli.json_or_name('--mapping', _MAPPING.value)
   frames = streaming.read_frames(_INPUT.value, sys.stdin)  # a bad file is refused before the model loads
   predictor = inference.Predictor.load(_INIT_FROM.value, config,
                                        None if config is None else configuration.model_config(config))

@@ -10,6 +10,7 @@ A process whose work failed exits even if a library left threads waiting behind 
 its timeout for signals that a failed step never sends).
 """
 
+import json
 import os
 import re
 import signal
@@ -126,6 +127,16 @@ def _override_problem(error: BaseException, argv: Sequence[str]) -> str:
       line += f'; did you mean {match.group(1)!r}?'
     return line
   return f'{where}: {text.splitlines()[0] if text else type(error).__name__}'
+
+
+def json_or_name(flag: str, value: str | None) -> Any:
+  """A flag that takes a name or a JSON object (a value starting with '{'), e.g. --layout and --mapping."""
+  if value is None or not value.lstrip().startswith('{'):
+    return value
+  try:
+    return json.loads(value)
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{flag}: invalid JSON ({e})') from None
 
 
 def parse_flags(argv: list[str]) -> list[str]:
