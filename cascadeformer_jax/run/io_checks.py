@@ -2,10 +2,14 @@
 
 A failed write (full disk, read-only or vanished folder, quota) becomes one `WriteError` naming the path and the
 operating system's reason, whether it happens in the calling thread or in an asynchronous Orbax save (whose errors
-Orbax only reports when it is next waited on).
+Orbax only reports when it is next waited on). A checkpoint that cannot be read back (a truncated, damaged or
+missing file) is named by `unreadable_file`, and `drain_orbax_event_loops` keeps the failed reads and writes of
+TensorStore from printing tracebacks of their own.
 """
 
+import asyncio
 import contextlib
+import json
 import logging
 import os
 import pathlib
@@ -189,3 +193,120 @@ def all_processes_succeeded(succeeded: bool) -> bool:
   return bool(np.all(flags))
 
 
+# How long a failed Orbax operation waits for its other TensorStore reads and writes to end before it closes its
+# event loop. They end within milliseconds of a full disk or a damaged file; the wait only bounds a stuck one.
+DRAIN_SECONDS = 30.0
+
+
+def _run_in_new_loop_then_drain(coroutine: Any) -> Any:
+  """Orbax's `_run_sync_via_new_loop`, except that a coroutine that fails leaves no work behind in its loop.
+
+  Orbax runs each save or restore of TensorStore arrays in an event loop of its own and closes it as soon as the
+  coroutine ends. When one array fails, the coroutine ends at once while the reads and writes of the others are
+  still running in TensorStore's threads: each that completes later finds the loop closed, and TensorStore prints
+  'RuntimeError: Event loop is closed' with a traceback from its thread (hundreds on a full disk), and asyncio
+  prints 'Task exception was never retrieved' for the tasks that failed too. Here they all end first.
+  """
+  loop = asyncio.new_event_loop()
+  try:
+    asyncio.set_event_loop(loop)
+    return loop.run_until_complete(coroutine)
+  except Exception:
+    with contextlib.suppress(Exception):  # The failure of the coroutine is the one to report.
+      _drain(loop)
+    raise
+  finally:
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+  """Runs ``loop`` until its pending tasks end (cancelling those still running after DRAIN_SECONDS)."""
+  pending = asyncio.all_tasks(loop)
+  if not pending:
+    return
+  _, late = loop.run_until_complete(asyncio.wait(pending, timeout=DRAIN_SECONDS))
+  if late:
+    for task in late:
+      task.cancel()
+    loop.run_until_complete(asyncio.wait(late, timeout=DRAIN_SECONDS))
+  for task in pending:
+    if task.done() and not task.cancelled():
+      task.exception()  # Retrieved: the failure that is being raised already reports them.
+
+
+def drain_orbax_event_loops() -> bool:
+  """Makes Orbax's per-operation event loops finish their pending work when an operation fails (see
+  `_run_in_new_loop_then_drain`). Idempotent; False if this Orbax version has no such loop to replace."""
+  from orbax.checkpoint._src import asyncio_utils  # pylint: disable=g-import-not-at-top
+
+  if getattr(asyncio_utils, '_run_sync_via_new_loop', None) is None:
+    return False
+  asyncio_utils._run_sync_via_new_loop = _run_in_new_loop_then_drain  # pylint: disable=protected-access
+  return True
+
+
+# TensorStore status codes of a file that is there but cannot be decoded, or is shorter than its index says, or is
+# missing. INVALID_ARGUMENT is left out: it also reports a restore target that does not fit the checkpoint.
+_DAMAGE_CODE = re.compile(r'\b(?:DATA_LOSS|OUT_OF_RANGE|FAILED_PRECONDITION|NOT_FOUND): (.*)', re.DOTALL)
+_DECODING_FILE = re.compile(r'Error decoding local file "([^"]+)": (.*)', re.DOTALL)
+_READING_KEY = re.compile(r'Error reading "([^"]+)" in OCDBT database at local file "([^"]+)": (.*)', re.DOTALL)
+_LOCAL_FILE = re.compile(r'local file "([^"]+)"')
+_VALUE_SIZE = re.compile(r'not valid for value of size (\d+)')
+_TENSORSTORE_DETAILS = re.compile(r'\s*\[(?:tensorstore_spec|source locations)=.*', re.DOTALL)
+# Files of an Orbax checkpoint that are not JSON.
+_NOT_JSON = ('manifest.ocdbt', 'commit_success.txt')
+
+
+def unreadable_file(error: BaseException, folder: str | os.PathLike) -> tuple[pathlib.Path, str] | None:
+  """(file, reason) when ``error`` says that a file of the checkpoint ``folder`` is truncated, damaged or missing.
+
+  None for any other error (a restore target that does not fit, a programming error), which callers re-raise.
+  ``file`` is the folder itself when the error does not tell which of its files it is.
+  """
+  folder = pathlib.Path(folder)
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, json.JSONDecodeError):
+      return _invalid_json_file(folder, error)
+    if isinstance(error, FileNotFoundError) and error.filename:
+      return pathlib.Path(error.filename), 'missing'
+    damage = _DAMAGE_CODE.search(str(error))
+    if damage:
+      return _tensorstore_damage(folder, _TENSORSTORE_DETAILS.sub('', damage.group(1)).strip())
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def _tensorstore_damage(folder: pathlib.Path, text: str) -> tuple[pathlib.Path, str]:
+  decoding = _DECODING_FILE.search(text)
+  if decoding:
+    return pathlib.Path(decoding.group(1)), decoding.group(2).strip()
+  reading = _READING_KEY.search(text)
+  if reading:
+    key, database, reason = reading.groups()
+    size = _VALUE_SIZE.search(reason)
+    # A truncated data file: TensorStore names its database and its new size; the file of that size is the one.
+    candidates = ([path for path in pathlib.Path(database).rglob('*') if path.is_file()
+                   and path.stat().st_size == int(size.group(1))] if size else [])
+    where = candidates[0] if len(candidates) == 1 else pathlib.Path(database)
+    return where, f'{reason.strip()} (reading {key})'
+  local = _LOCAL_FILE.search(text)
+  return (pathlib.Path(local.group(1)) if local else folder), text
+
+
+def _invalid_json_file(folder: pathlib.Path, error: json.JSONDecodeError) -> tuple[pathlib.Path, str]:
+  """The JSON file of ``folder`` that fails to parse the way ``error`` says (the folder if none does)."""
+  reason = f'invalid JSON, truncated or damaged ({error.msg}: line {error.lineno} column {error.colno})'
+  first_invalid = None
+  for path in sorted(folder.rglob('*')) if folder.is_dir() else []:
+    if not path.is_file() or path.name in _NOT_JSON or path.parent.name == 'd' or path.stat().st_size > 1 << 26:
+      continue
+    try:
+      json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+      if isinstance(e, json.JSONDecodeError) and (e.msg, e.pos) == (error.msg, error.pos):
+        return path, reason
+      first_invalid = first_invalid or path
+  return first_invalid or folder, reason

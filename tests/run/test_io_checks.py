@@ -1,9 +1,12 @@
 """Write failures end a run within seconds with one line naming the path and the reason."""
 
+import asyncio
+import json
 import os
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -20,6 +23,8 @@ import sys, time
 import jax, numpy as np
 import orbax.checkpoint as ocp
 from cascadeformer_jax.run import io_checks
+io_checks.drain_orbax_event_loops()
+io_checks.hide_logged_errors()
 directory = sys.argv[1]
 manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(max_to_keep=3, create=True))
 watch = io_checks.AsyncSaveWatch(manager, directory)
@@ -51,11 +56,63 @@ def test_full_disk_during_an_asynchronous_checkpoint_stops_within_seconds(tmp_pa
   assert result.returncode == 1, (result.stdout, result.stderr[-3000:])
   stopped_at = int(result.stdout.split('stopped at step ')[1])
   assert stopped_at < 400  # the failure surfaced within a few steps of the save, not at the end
-  error_lines = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
-  assert len(error_lines) == 1, result.stderr[-3000:]
+  error_lines = result.stderr.splitlines()
+  assert len(error_lines) == 1 and error_lines[0].startswith('error: '), result.stderr[-3000:]
   assert 'checkpoints/50' in error_lines[0]
   assert any(reason in error_lines[0] for reason in failure_injection.FULL_DISK_REASONS), error_lines
   assert elapsed < 60
+
+
+def test_a_failed_orbax_operation_lets_its_pending_tensorstore_work_end_first(capfd):
+  """A TensorStore operation still running when another one fails must not find Orbax's event loop closed:
+  TensorStore would print 'RuntimeError: Event loop is closed' with a traceback when it completes."""
+  import tensorstore as ts  # pylint: disable=g-import-not-at-top
+  from orbax.checkpoint._src import asyncio_utils  # pylint: disable=g-import-not-at-top
+
+  assert io_checks.drain_orbax_event_loops()
+  promise, still_writing = ts.Promise.new()
+
+  async def one_write_fails_while_another_runs():
+    asyncio.ensure_future(still_writing)
+    await asyncio.sleep(0)
+    threading.Timer(0.2, promise.set_result, [None]).start()  # TensorStore's thread completes it later
+    raise OSError(28, 'No space left on device')
+
+  with pytest.raises(OSError, match='No space left on device'):
+    asyncio_utils.run_sync(one_write_fails_while_another_runs())
+  assert still_writing.done()
+  time.sleep(0.1)
+  assert capfd.readouterr().err == ''
+
+
+def test_unreadable_file_names_the_damaged_file(tmp_path):
+  checkpoint = tmp_path / '45'
+  (checkpoint / 'state' / 'ocdbt.process_0' / 'd').mkdir(parents=True)
+  (checkpoint / 'meta').mkdir()
+  (checkpoint / 'meta' / 'metadata').write_text('{"stage": "pretrain"}')
+  (checkpoint / 'state' / '_METADATA').write_text('{"tree": {"params": "trunc')
+  (checkpoint / 'state' / 'ocdbt.process_0' / 'd' / 'a').write_bytes(b'x' * 7)
+  (checkpoint / 'state' / 'ocdbt.process_0' / 'd' / 'b').write_bytes(b'x' * 5)
+  with pytest.raises(json.JSONDecodeError) as decoding:
+    json.loads((checkpoint / 'state' / '_METADATA').read_text())
+  wrapped = RuntimeError('restore failed')
+  wrapped.__cause__ = decoding.value
+  file, reason = io_checks.unreadable_file(wrapped, checkpoint)
+  assert file == checkpoint / 'state' / '_METADATA'
+  assert reason.startswith('invalid JSON, truncated or damaged (Unterminated string')
+  database = checkpoint / 'state'
+  truncated = ValueError(f'OUT_OF_RANGE: Error reading "params.w/0.0" in OCDBT database at local file "{database}/": '
+                         'Requested byte range [3, 9) is not valid for value of size 5 [tensorstore_spec=...]')
+  assert io_checks.unreadable_file(Exception('reading failed'), checkpoint) is None
+  assert io_checks.unreadable_file(truncated, checkpoint) == (
+      database / 'ocdbt.process_0' / 'd' / 'b',
+      'Requested byte range [3, 9) is not valid for value of size 5 (reading params.w/0.0)')
+  manifest = ValueError(f'DATA_LOSS: Error reading "w/.zarray" in OCDBT database at local file "{database}/": Error '
+                        f'decoding local file "{database}/manifest.ocdbt": Error decoding manifest; at byte 12')
+  assert io_checks.unreadable_file(manifest, checkpoint) == (database / 'manifest.ocdbt',
+                                                             'Error decoding manifest; at byte 12')
+  # A restore target that does not fit the checkpoint is not damage: the caller reports it as it is.
+  assert io_checks.unreadable_file(ValueError('INVALID_ARGUMENT: shape mismatch'), checkpoint) is None
 
 
 def test_check_writable(tmp_path):
