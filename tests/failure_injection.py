@@ -28,8 +28,9 @@ def _can_mount() -> bool:
 CAN_MOUNT = _can_mount()
 
 
-def _in_tmpfs(command: list[str], folder: pathlib.Path, options: str) -> list[str]:
-  script = f'mount -t tmpfs -o {options} tmpfs "$0" && exec "$@"'
+def _in_tmpfs(command: list[str], folder: pathlib.Path, options: str, fill: bool = False) -> list[str]:
+  filling = '(cat /dev/zero > "$0/filler" 2>/dev/null; true) && ' if fill else ''
+  script = f'mount -t tmpfs -o {options} tmpfs "$0" && {filling}exec "$@"'
   return ['unshare', '-m', 'sh', '-c', script, str(folder), *command]
 
 
@@ -47,12 +48,16 @@ def run_with_read_only_folder(command: list[str], folder: pathlib.Path, **kwargs
     folder.chmod(0o755)
 
 
-def run_with_full_disk(command: list[str], folder: pathlib.Path, size_bytes: int,
+def run_with_full_disk(command: list[str], folder: pathlib.Path, size_bytes: int, already_full: bool = False,
                        **kwargs) -> subprocess.CompletedProcess:
-  """Runs ``command`` with about ``size_bytes`` of space in ``folder`` (a tmpfs) or per written file (a limit)."""
+  """Runs ``command`` with about ``size_bytes`` of space in ``folder`` (a tmpfs) or per written file (a limit).
+
+  ``already_full``: the space is used up before the command starts (no byte can be written).
+  """
   folder.mkdir(parents=True, exist_ok=True)
   if CAN_MOUNT:
-    return subprocess.run(_in_tmpfs(command, folder, f'size={size_bytes}'), **kwargs)
+    return subprocess.run(_in_tmpfs(command, folder, f'size={size_bytes}', fill=already_full), **kwargs)
+  size_bytes = 0 if already_full else size_bytes
 
   def limit_file_size():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

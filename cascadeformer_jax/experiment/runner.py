@@ -202,9 +202,10 @@ def prepare_workdir(config: ml_collections.ConfigDict) -> workdir_lib.Workdir:
   """
   workdir = workdir_lib.Workdir(config.workdir)
   if jax.process_index() == 0:
-    workdir.path.mkdir(parents=True, exist_ok=True)
-    if config.mode in schema.TRAINING_MODES or not workdir.config_file.exists():
-      workdir.config_file.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
+    with io_checks.checked_write('run config', workdir.config_file):
+      workdir.path.mkdir(parents=True, exist_ok=True)
+      if config.mode in schema.TRAINING_MODES or not workdir.config_file.exists():
+        workdir.config_file.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('prepare_workdir')
   return workdir

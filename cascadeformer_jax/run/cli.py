@@ -10,6 +10,7 @@ A process whose work failed exits even if a library left threads waiting behind 
 its timeout for signals that a failed step never sends).
 """
 
+import io
 import json
 import os
 import re
@@ -201,10 +202,22 @@ def error_line(error: BaseException) -> str:
   if isinstance(error, FileNotFoundError) and error.filename:
     return f'{error.filename}: {error.strerror or "does not exist"}'
   if isinstance(error, OSError) and error.strerror:
-    where = f'{error.filename}: ' if error.filename else ''
+    filename = error.filename or _file_being_written(error)
+    where = f'{filename}: ' if filename else ''
     return f'{where}{error.strerror}'
   text = str(error).strip()
   return text or type(error).__name__
+
+
+def _file_being_written(error: OSError) -> str | None:
+  """The innermost open file of the frames that ``error`` came through: Python reports a write() or close() that
+  failed (a full disk) without the file's name."""
+  for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):
+    for value in frame.f_locals.values():
+      name = getattr(value, 'name', None) if isinstance(value, io.IOBase) else None
+      if isinstance(name, (str, bytes, os.PathLike)):
+        return os.fsdecode(name)
+  return None
 
 
 # Errors a user can cause and fix: shown as their message alone. Others also name their type.

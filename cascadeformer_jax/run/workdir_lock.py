@@ -18,6 +18,8 @@ import socket
 import sys
 from typing import Any
 
+from cascadeformer_jax.run import io_checks
+
 LOCK_FILE = 'run.lock'
 
 
@@ -81,9 +83,10 @@ class WorkdirLock:
         record = {'pid': os.getpid(), 'host': socket.gethostname(),
                   'started': datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
                   'command': ' '.join(sys.argv)}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + '\n').encode(), 0)
-        os.fsync(fd)
+        with io_checks.checked_write('lock file', self.path):
+          os.ftruncate(fd, 0)
+          os.pwrite(fd, (json.dumps(record) + '\n').encode(), 0)
+          os.fsync(fd)
       except BaseException:
         os.close(fd)
         raise

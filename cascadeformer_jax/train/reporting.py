@@ -43,8 +43,9 @@ class MetricWriter:
     kept = [line for line in lines if line.strip() and not _after(json.loads(line), stages, step)]
     if len(kept) != len([line for line in lines if line.strip()]):
       staging = self._path.with_name(self._path.name + '.tmp')
-      staging.write_text(''.join(line + '\n' for line in kept))
-      staging.replace(self._path)
+      with io_checks.checked_write('metrics file', self._path):
+        staging.write_text(''.join(line + '\n' for line in kept))
+        staging.replace(self._path)
 
   def close(self) -> None:
     if self._tensorboard is not None:
