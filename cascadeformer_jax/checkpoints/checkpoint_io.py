@@ -29,6 +29,8 @@ from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import ModelConfig
 from cascadeformer_jax.models.pretraining import pretraining_module
 
+io_checks.drain_orbax_event_loops()
+
 FORMAT = 'cascadeformer_jax.model_dir/2'
 # Older formats this version still reads.
 READABLE_FORMATS = ('cascadeformer_jax.model_dir/1', FORMAT)
@@ -119,7 +121,11 @@ def save_model_dir(path: str | os.PathLike, config: ModelConfig, params_by_kind:
   except io_checks.WriteError as e:
     failure = e
   finally:
-    checkpointer.close()
+    try:
+      with io_checks.checked_write('model directory', path):
+        checkpointer.close()  # Waits for Orbax's last metadata write, which a full disk fails too.
+    except io_checks.WriteError as e:
+      failure = failure or e
   # Every process learns of a failure anywhere before the barrier below, which would otherwise wait for ever.
   if not io_checks.all_processes_succeeded(failure is None):
     raise failure or io_checks.WriteError(f'could not write the model directory {path}: another process failed')
@@ -241,13 +247,37 @@ def load_model_dir(path: str | os.PathLike, kind: str, config: ModelConfig | Non
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), expected)
   checkpointer = ocp.StandardCheckpointer()
   try:
-    item_metadata = checkpointer.metadata(path / kind).item_metadata
-  except (FileNotFoundError, ValueError) as e:
-    raise ModelDirError(f'{path / kind}: unreadable checkpoint ({e})') from None
-  if item_metadata is None or 'params' not in item_metadata.tree:
-    raise ModelDirError(f'{path / kind}: unreadable checkpoint (missing or incomplete)')
-  stored_tree = item_metadata.tree
-  check_params_shapes(stored_tree['params'], expected, str(path / kind))
-  restored = checkpointer.restore(path / kind, {'params': target})
-  checkpointer.close()
+    try:
+      item_metadata = checkpointer.metadata(path / kind).item_metadata
+    except (FileNotFoundError, ValueError) as e:
+      raise _damaged(path, kind, e) or ModelDirError(f'{path / kind}: unreadable checkpoint ({e})') from None
+    if item_metadata is None or 'params' not in item_metadata.tree:
+      # Orbax logs why it could not read the metadata instead of raising it; a restore says which file it is.
+      try:
+        checkpointer.restore(path / kind, {'params': target})
+        damaged = None
+      except Exception as e:  # pylint: disable=broad-exception-caught
+        damaged = _damaged(path, kind, e)
+      raise damaged or ModelDirError(f'{path / kind}: unreadable checkpoint (missing or incomplete)')
+    stored_tree = item_metadata.tree
+    check_params_shapes(stored_tree['params'], expected, str(path / kind))
+    try:
+      restored = checkpointer.restore(path / kind, {'params': target})
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      damaged = _damaged(path, kind, e)
+      if damaged is None:
+        raise
+      raise damaged from None
+  finally:
+    checkpointer.close()
   return config, restored['params']
+
+
+def _damaged(path: pathlib.Path, kind: str, error: BaseException) -> ModelDirError | None:
+  """One line naming the file of ``path``'s ``kind`` checkpoint that is truncated, damaged or missing (None if
+  ``error`` is not about such a file)."""
+  damage = io_checks.unreadable_file(error, path / kind)
+  if damage is None:
+    return None
+  file, reason = damage
+  return ModelDirError(f'{file}: {reason} (the {kind} model of {path} is damaged; write or copy it again)')

@@ -22,6 +22,7 @@ from cascadeformer_jax import data as data_lib
 from cascadeformer_jax.data import preprocessing as preprocessing_lib
 from cascadeformer_jax.data import sources
 from cascadeformer_jax.run import interrupts
+from cascadeformer_jax.run import io_checks
 from cascadeformer_jax.config import schema
 from cascadeformer_jax import objectives
 from cascadeformer_jax.run import partitioning
@@ -257,16 +258,18 @@ class StageRunner:
         size=int(data_config.get('device_prefetch', 2)))
     progress = reporting.Progress(self.stage, cadence.total_steps, stage_config.batch_size, start_step=start_step,
                                   enabled=run.config.progress)
+    completed = False
     try:
       with (profiled_steps(profile, run.workdir.path / 'profile', progress.message, self.stage) as hooks,
             interrupts.stop_requests() as stop):
         state = self._train_steps(state, start_step, best, step_fn=step_fn, rng=rng, batches=batches,
                                   checkpointer=checkpointer, cadence=cadence, recipe=recipe, progress=progress,
                                   hooks=hooks, stop=stop)
+      completed = True
     finally:
       progress.close()
       batches.close()
-      checkpointer.close()
+      checkpointer.close(report_errors=completed)
       train_iterator.close()
     params = partitioning.host_copy(state['params'])
     checkpoint_io.replace_model_dir(self.final_dir(), run.model_config, {self.kind: params},
@@ -285,14 +288,25 @@ class StageRunner:
     if checkpointer.latest_step() is None:
       return state, best
     # Restored onto this run's mesh, whatever devices wrote the checkpoint.
-    state, data_state, meta = checkpointer.restore(checkpointing.abstract_like(state), self.run.model_config,
-                                                   self.stage)
+    restored, set_aside = checkpointer.restore_latest_intact(checkpointing.abstract_like(state),
+                                                             self.run.model_config, self.stage)
+    if jax.process_index() == 0:
+      for checkpoint in set_aside:
+        print(f'[{self.stage}] {checkpoint.message()}', flush=True)
+    if restored is None:
+      self.run.writer.forget_after((self.stage, f'{self.stage}_eval'), 0)
+      if jax.process_index() == 0:
+        print(f'[{self.stage}] no intact checkpoint is left in {checkpointer.directory}; the stage starts over',
+              flush=True)
+      return state, best
+    state, data_state, meta = restored
     train_iterator.set_state(dict(data_state, process_index=jax.process_index()))
     # The steps after the checkpoint are done again: their earlier records would appear twice.
     resumed_step = int(partitioning.host_copy(state['step']))
     self.run.writer.forget_after((self.stage, f'{self.stage}_eval'), resumed_step)
     if jax.process_index() == 0:
-      print(f'[{self.stage}] resuming from step {resumed_step} ({checkpointer.directory})', flush=True)
+      fallback = ' instead, the newest intact checkpoint' if set_aside else ''
+      print(f'[{self.stage}] resuming from step {resumed_step}{fallback} ({checkpointer.directory})', flush=True)
     return state, meta.get('best', best)
 
   def _train_steps(self, state: Any, step: int, best: dict[str, Any], *, step_fn, rng: jax.Array,
@@ -396,10 +410,11 @@ class StageRunner:
 def write_stage_recipe(workdir: workdir_lib.Workdir, stage: str, recipe: dict[str, Any]) -> None:
   """Records what the stage is trained with (process 0), before its first checkpoint."""
   path = workdir.recipe_file(stage)
-  path.parent.mkdir(parents=True, exist_ok=True)
   staging = path.with_name(path.name + '.tmp')
-  staging.write_text(json.dumps(recipe, indent=1, sort_keys=True) + '\n')
-  staging.replace(path)
+  with io_checks.checked_write('stage recipe', path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging.write_text(json.dumps(recipe, indent=1, sort_keys=True) + '\n')
+    staging.replace(path)
 
 
 def stored_stage_recipe(workdir: workdir_lib.Workdir, stage: str) -> dict[str, Any] | None:

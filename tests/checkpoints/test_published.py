@@ -1,5 +1,6 @@
 """Published-folder conversion: module detection, config checks, clear errors, and model directories."""
 
+import os
 import pathlib
 import re
 import shutil
@@ -18,6 +19,7 @@ from cascadeformer_jax.checkpoints.convert import read_published_folder
 from cascadeformer_jax.checkpoints import published
 from cascadeformer_jax.checkpoints import torch_layout
 from cascadeformer_jax.models import presets
+from tests import failure_injection
 from tests import golden_cases
 from tests.checkpoints import original_layout
 from tests.checkpoints import pt_files
@@ -189,16 +191,34 @@ def test_model_dir_checks(golden_dir, tmp_path):
     cfx.load_classifier(out)
 
 
-def test_model_dir_with_a_missing_part(golden_dir, tmp_path):
+def test_model_dir_with_a_damaged_or_missing_part(golden_dir, tmp_path):
   case = golden_cases.load_case(golden_dir, 'n_ucla_1_0')
   out = convert_folder(case.path, tmp_path / 'converted', case.config)
+  # A truncated file is named in one line, whichever it is.
+  data_file = max((path for path in (out / 'classifier').rglob('*') if path.parent.name == 'd'),
+                  key=lambda path: path.stat().st_size)
+  os.truncate(data_file, data_file.stat().st_size // 2)
+  with pytest.raises(checkpoint_io.ModelDirError, match=rf'^{re.escape(str(data_file))}: Requested byte range .* '
+                     rf'\(the classifier model of {re.escape(str(out))} is damaged; write or copy it again\)$'):
+    cfx.load_classifier(out)
+  metadata = out / 'pretrained' / '_METADATA'
+  os.truncate(metadata, metadata.stat().st_size // 2)
+  with pytest.raises(checkpoint_io.ModelDirError, match=rf'^{re.escape(str(metadata))}: invalid JSON, truncated or '
+                     'damaged'):
+    cfx.load_pretrained(out)
+  model_json = out / 'model.json'
+  intact = model_json.read_bytes()
+  model_json.write_bytes(intact[:len(intact) // 2])
+  with pytest.raises(checkpoint_io.ModelDirError, match=rf'^{re.escape(str(model_json))}: invalid JSON'):
+    cfx.load_pretrained(out)
+  model_json.write_bytes(intact)
   shutil.rmtree(out / 'pretrained')
   with pytest.raises(checkpoint_io.ModelDirError, match=r'converted/pretrained: unreadable checkpoint'):
     cfx.load_pretrained(out)
 
 
-def test_convert_cli(golden_dir, tmp_path):
-  case = golden_cases.load_case(golden_dir, 'penn_action_1_1')
+def _case_config_file(case: golden_cases.GoldenCase, tmp_path: pathlib.Path) -> pathlib.Path:
+  """A config file whose model is the golden case's."""
   config_file = tmp_path / 'case_config.py'
   config_file.write_text(
       'from tests.golden_cases import model_config_from_meta\n'
@@ -206,8 +226,13 @@ def test_convert_cli(golden_dir, tmp_path):
       'def get_config():\n'
       f'  meta = json.loads(pathlib.Path({str(case.path / "meta.json")!r}).read_text())\n'
       '  return ml_collections.ConfigDict({"model": model_config_from_meta(meta).to_dict()})\n')
+  return config_file
+
+
+def test_convert_cli(golden_dir, tmp_path):
+  case = golden_cases.load_case(golden_dir, 'penn_action_1_1')
   command = [sys.executable, '-m', 'cascadeformer_jax.convert', f'--checkpoint_dir={case.path}',
-             f'--config={config_file}', f'--output_dir={tmp_path / "out"}']
+             f'--config={_case_config_file(case, tmp_path)}', f'--output_dir={tmp_path / "out"}']
   result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
   assert result.returncode == 0, result.stderr
   assert f'wrote {tmp_path / "out"}' in result.stdout
@@ -219,3 +244,19 @@ def test_convert_cli(golden_dir, tmp_path):
                           cwd=REPO_ROOT, timeout=300)
   assert result.returncode == 1
   assert 'error:' in result.stderr and 'match no published model' in result.stderr
+
+
+@pytest.mark.parametrize('already_full', [False, True], ids=['fills_up', 'already_full'])
+def test_convert_onto_a_full_disk_prints_one_line(golden_dir, tmp_path, already_full):
+  case = golden_cases.load_case(golden_dir, 'penn_action_1_1')  # its model directory takes 3.7 MB
+  out = tmp_path / 'disk' / 'converted'
+  command = [sys.executable, '-m', 'cascadeformer_jax.convert', f'--checkpoint_dir={case.path}',
+             f'--config={_case_config_file(case, tmp_path)}', f'--output_dir={out}']
+  env = {key: value for key, value in os.environ.items() if key != 'CASCADEFORMER_DEBUG'}
+  result = failure_injection.run_with_full_disk(command, tmp_path / 'disk', 1 << 20, already_full=already_full,
+                                                capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
+  assert result.returncode == 1, result.stderr[-3000:]
+  # No traceback: not Orbax's, nor TensorStore's 'Event loop is closed' from the threads of the failed writes.
+  lines = (result.stdout + result.stderr).splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f'error: could not write the model directory {out}: '), lines[-40:]
+  assert any(reason in lines[0] for reason in failure_injection.FULL_DISK_REASONS), lines

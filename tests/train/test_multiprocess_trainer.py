@@ -1,10 +1,12 @@
 """The whole trainer as two processes on loopback with two fake CPU devices each (one four-device mesh: several
 devices per process and several processes at once, gloo collectives), killed in the middle of fine-tuning and
-resumed, gives the metrics and parameters of one uninterrupted single-device process with the same global batch."""
+resumed, gives the metrics and parameters of one uninterrupted single-device process with the same global batch.
+A damaged newer checkpoint is set aside by the pair together, and both resume from the same intact one."""
 
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -100,9 +102,18 @@ def test_two_processes_with_kill_and_resume_match_one_process(synthetic_data_dir
     process.communicate()
   assert [p.returncode for p in first] == [-signal.SIGKILL] * 2, 'the run ended before it could be interrupted'
   assert not checkpoint_io.is_model_dir(pair / 'finetune' / 'final')
+  # A newer checkpoint than the last one saved, with a truncated data file: both processes must skip it.
+  latest = _latest_checkpoint(checkpoints)
+  damaged = checkpoints / str(latest + 1)
+  shutil.copytree(checkpoints / str(latest), damaged)
+  data_file = max((path for path in damaged.rglob('*') if path.parent.name == 'd'), key=lambda p: p.stat().st_size)
+  os.truncate(data_file, data_file.stat().st_size // 2)
 
   resumed = _finish(_start_pair(synthetic_data_dir, pair))
-  assert '[finetune] resuming from step' in resumed[0]
+  assert f'[finetune] checkpoint of step {latest + 1} cannot be restored: {damaged}/' in resumed[0], resumed[0]
+  assert f'kept aside as {damaged}.corrupt\n' in resumed[0] and (checkpoints / f'{latest + 1}.corrupt').is_dir()
+  assert f'[finetune] resuming from step {latest} instead' in resumed[0]
+  assert 'cannot be restored' not in resumed[1]  # Only process 0 reports.
   # One report per job: only process 0 prints the result.
   assert 'test accuracy' in resumed[0] and 'test accuracy' not in resumed[1]
   assert f'devices: 4 x cpu (cpu), 2 process(es), {DEVICES_PER_PROCESS} local' in resumed[0]
