@@ -217,8 +217,8 @@ def test_model_dir_with_a_damaged_or_missing_part(golden_dir, tmp_path):
     cfx.load_pretrained(out)
 
 
-def _case_config_file(case: golden_cases.GoldenCase, tmp_path: pathlib.Path) -> pathlib.Path:
-  """A config file whose model is the golden case's."""
+def test_convert_cli(golden_dir, tmp_path):
+  case = golden_cases.load_case(golden_dir, 'penn_action_1_1')
   config_file = tmp_path / 'case_config.py'
   config_file.write_text(
       'from tests.golden_cases import model_config_from_meta\n'
@@ -226,13 +226,8 @@ def _case_config_file(case: golden_cases.GoldenCase, tmp_path: pathlib.Path) -> 
       'def get_config():\n'
       f'  meta = json.loads(pathlib.Path({str(case.path / "meta.json")!r}).read_text())\n'
       '  return ml_collections.ConfigDict({"model": model_config_from_meta(meta).to_dict()})\n')
-  return config_file
-
-
-def test_convert_cli(golden_dir, tmp_path):
-  case = golden_cases.load_case(golden_dir, 'penn_action_1_1')
   command = [sys.executable, '-m', 'cascadeformer_jax.convert', f'--checkpoint_dir={case.path}',
-             f'--config={_case_config_file(case, tmp_path)}', f'--output_dir={tmp_path / "out"}']
+             f'--config={config_file}', f'--output_dir={tmp_path / "out"}']
   result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
   assert result.returncode == 0, result.stderr
   assert f'wrote {tmp_path / "out"}' in result.stdout
@@ -249,9 +244,19 @@ def test_convert_cli(golden_dir, tmp_path):
 @pytest.mark.parametrize('already_full', [False, True], ids=['fills_up', 'already_full'])
 def test_convert_onto_a_full_disk_prints_one_line(golden_dir, tmp_path, already_full):
   case = golden_cases.load_case(golden_dir, 'penn_action_1_1')  # its model directory takes 3.7 MB
+  config_file = tmp_path / 'case_config.py'  # Penn Action's experiment config with the golden case's model
+  config_file.write_text(
+      'import json, pathlib\n'
+      'from cascadeformer_jax.config import configuration\n'
+      'from tests.golden_cases import model_config_from_meta\n'
+      'def get_config():\n'
+      '  config = configuration.load_config_file("configs/penn_v1_1.py")\n'
+      f'  meta = json.loads(pathlib.Path({str(case.path / "meta.json")!r}).read_text())\n'
+      '  config.model = model_config_from_meta(meta).to_dict()\n'
+      '  return config\n')
   out = tmp_path / 'disk' / 'converted'
   command = [sys.executable, '-m', 'cascadeformer_jax.convert', f'--checkpoint_dir={case.path}',
-             f'--config={_case_config_file(case, tmp_path)}', f'--output_dir={out}']
+             f'--config={config_file}', f'--output_dir={out}']
   env = {key: value for key, value in os.environ.items() if key != 'CASCADEFORMER_DEBUG'}
   result = failure_injection.run_with_full_disk(command, tmp_path / 'disk', 1 << 20, already_full=already_full,
                                                 capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
