@@ -6,8 +6,8 @@ r"""Converts a published CascadeFormer checkpoint folder into a model directory.
 --checkpoint_dir is a local folder or `hf:[<owner>/<repo>/]<folder>[@<revision>]`, a folder of the Hugging Face
 repository (default YusenPeng/CascadeFormerCheckpoints) downloaded through its cache. Without --config the
 architecture is that of the published model whose sizes match the weights. The model directory stores the
-preprocessing of its dataset (that of --config, else the evaluation settings of the published model's dataset), so
-that predict, eval and the API need no config to use it.
+preprocessing of its dataset (that of an experiment --config, else the evaluation settings of the published model's
+dataset), so that predict, eval and the API need no config to use it.
 """
 
 from absl import app
@@ -38,13 +38,14 @@ def main(argv):
   output_dir, config = _OUTPUT_DIR.value, _CONFIG.value
   io_checks.check_writable(output_dir, 'output folder')
   model_config, preprocessing = None, None
-  if config is not None:
+  if config is not None and 'data' in config:  # An experiment config: its data settings are the model's.
     from cascadeformer_jax.data import preprocessing as preprocessing_lib  # pylint: disable=g-import-not-at-top
     from cascadeformer_jax.data import sources  # pylint: disable=g-import-not-at-top
 
     configuration.resolve_dataset(config)
-    model_config = configuration.model_config(config)
     preprocessing = preprocessing_lib.describe(config.data, sources.class_names(config.data))
+  if config is not None:
+    model_config = configuration.model_config(config)
   checkpoint_dir = hub.download_published_folder(_CHECKPOINT_DIR.value)
   path = convert_folder(checkpoint_dir, output_dir, model_config, preprocessing)
   print(f'wrote {path}')
