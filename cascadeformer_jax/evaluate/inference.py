@@ -211,8 +211,8 @@ def read_bank(path: str) -> dict[str, np.ndarray]:
                      f'{sorted(bank)})')
   bad_rows = np.flatnonzero(~np.isfinite(features).all(axis=1))
   if len(bad_rows):
-    raise ValueError(f'{path}: "features" row {int(bad_rows[0])} is not finite (NaN or infinite; '
-                     f'{len(bad_rows)} such rows)')
+    raise ValueError(f'{path}: "features" row {int(bad_rows[0])} is not finite (NaN or infinite); '
+                     f'{len(bad_rows)} of its {len(features)} rows are not')
   if 'labels' in bank and len(bank['labels']) != len(features):
     raise ValueError(f'{path}: {len(bank["labels"])} "labels" for {len(features)} "features" rows')
   return bank
