@@ -1,5 +1,7 @@
 """Pretraining objectives: focal weights, VICReg terms, patch masks, and one training run of each objective."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -41,19 +43,21 @@ def test_motion_energy_weights_by_hand():
   np.testing.assert_allclose(two, (weights + only_two) / 2, rtol=1e-6)
 
 
-def test_static_joints_get_weights_near_zero_and_eps_keeps_them_finite():
+def test_static_joints_get_weights_near_zero_and_eps_keeps_them_finite(fast_compile):
+  # Jitted: op-by-op dispatch compiles every small op of each call, which costs far more than one compile per shape.
+  motion_energy_weights = jax.jit(objectives.motion_energy_weights, static_argnames=('windows',))
   rng = np.random.default_rng(0)
   x = np.cumsum(rng.normal(size=(2, 24, 4, 3)), axis=1).astype(np.float32)
   x[:, :, 2] = x[:, :1, 2]  # joint 2 never moves
-  weights = np.asarray(objectives.motion_energy_weights(jnp.asarray(x)))
+  weights = np.asarray(motion_energy_weights(jnp.asarray(x)))
   assert weights.shape == (2, 24, 4) and np.all(np.isfinite(weights))
   assert np.all(weights[:, :, 2] < 1e-5)
   assert np.all(weights[:, :, [0, 1, 3]] > 0.1) and np.all(weights < 1)
   # Without eps a static joint would divide by zero; a larger eps raises its weight.
-  larger = np.asarray(objectives.motion_energy_weights(jnp.asarray(x), eps=1.0))
+  larger = np.asarray(motion_energy_weights(jnp.asarray(x), eps=1.0))
   assert np.all(larger[:, :, 2] > weights[:, :, 2])
   # Nothing moving at all: every weight is 1.
-  still = np.asarray(objectives.motion_energy_weights(jnp.zeros((1, 8, 3, 2))))
+  still = np.asarray(motion_energy_weights(jnp.zeros((1, 8, 3, 2))))
   np.testing.assert_allclose(still, 1.0)
 
 
@@ -135,6 +139,12 @@ def test_objective_selects_the_decoder():
     objectives.make_objective(pretraining_module(SMALL), config.pretrain)
 
 
+@functools.cache
+def _jitted_init(model_config: ModelConfig):
+  """One compiled init per model: objectives that share a model (masked_joints, focal) share its compile."""
+  return jax.jit(pretraining_module(model_config).init)
+
+
 def _stage(objective: str, **overrides) -> ml_collections.ConfigDict:
   stage = configuration.stage_config(mask_ratio=0.5, mask_mode='frames', **configuration.pretrain_objective_defaults())
   stage.update(objective=objective, optimizer='adam', lr=3e-3, **overrides)
@@ -151,7 +161,7 @@ def test_every_objective_trains(objective, fast_compile):
   clips = np.sin(t[None, :, None, None] * rng.uniform(0.5, 2, (8, 1, 5, 3)) + rng.uniform(0, 6, (8, 1, 5, 3)))
   batch = {'skeleton': jnp.asarray(clips, jnp.float32),
            'lengths': jnp.asarray([16, 16, 16, 16, 12, 12, 12, 12], jnp.int32)}
-  params = jax.jit(model.init)(jax.random.key(0), batch['skeleton'])['params']
+  params = _jitted_init(model_config)(jax.random.key(0), batch['skeleton'])['params']
   assert set(params) >= {'t1'}
   optimizer = optax.adam(3e-3)
   step = jax.jit(steps.make_pretrain_step(model, optimizer, lambda _: 3e-3, stage, padding_aware=True))
