@@ -3,6 +3,7 @@ of the published sizes), and every `python -m` command names an existing module,
 module defines and `--config.` fields that the config has."""
 
 import functools
+import json
 import pathlib
 import re
 import shlex
@@ -42,22 +43,64 @@ def _commands() -> list[str]:
 COMMANDS = _commands()
 
 
+# One interpreter lists the flags of every module (each import of jax, torch or tfds is paid once, not per module).
+# Each module is imported (absl CLIs of the package) or run with `--help` (other scripts) as if it were the first: the
+# flags its package defined and the package modules it imported are dropped before the next one, so none sees
+# another's flags. The package's CLIs go first, convert (which imports orbax, grain) last of them, so that no CLI
+# sees the flags of a library (absl.app, absl.logging excepted) that only a later one imports.
+# (data_builders stays imported: TFDS registers each dataset once per process; its scripts define argparse options.)
+_LIST_FLAGS = '''
+import contextlib, importlib, io, json, re, runpy, sys
+from absl import flags
+PACKAGES = ('cascadeformer_jax', 'benchmarks', 'configs')
+flags_of = {}
+for module in sys.argv[1:]:
+  flags_before, modules_before = set(flags.FLAGS), set(sys.modules)
+  if module.startswith('cascadeformer_jax'):
+    importlib.import_module(module)
+    flags_of[module] = sorted(flags.FLAGS)
+  else:
+    sys.argv = [module, '--help']
+    help_text = io.StringIO()
+    with contextlib.redirect_stdout(help_text):
+      try:
+        runpy.run_module(module, run_name='__main__', alter_sys=True)
+      except SystemExit as exit_status:
+        assert exit_status.code in (0, None), (module, exit_status.code)
+    flags_of[module] = sorted(set(re.findall(r'--(\\w+)', help_text.getvalue())))
+  for name in set(flags.FLAGS) - flags_before:
+    if flags.FLAGS.find_module_defining_flag(name, '__main__').split('.')[0] in PACKAGES + ('__main__',):
+      delattr(flags.FLAGS, name)  # a library's flags (absl.app, absl.logging) stay, as its module stays imported
+  for name in set(sys.modules) - modules_before:
+    if name.split('.')[0] in PACKAGES:
+      del sys.modules[name]
+print(json.dumps(flags_of))
+'''
+
+
 @functools.lru_cache(maxsize=None)
-def _flags_of(module: str) -> frozenset[str]:
-  """The flags a module's command line accepts: absl flags of the package's CLIs, `--help` of other scripts."""
-  if not module.startswith('cascadeformer_jax'):
-    result = subprocess.run([sys.executable, '-m', module, '--help'], capture_output=True, text=True, cwd=REPO_ROOT,
-                            timeout=300, env={'PYTHONPATH': str(REPO_ROOT), 'JAX_PLATFORMS': 'cpu',
-                                              'PATH': '/usr/bin:/bin'})
-    assert result.returncode == 0, result.stderr[-2000:]
-    return frozenset(re.findall(r'--(\w+)', result.stdout))
-  if (REPO_ROOT / module.replace('.', '/') / '__main__.py').is_file():
-    module += '.__main__'
-  script = (f'import importlib\nfrom absl import flags\nimportlib.import_module({module!r})\n'
-            'print("\\n".join(flags.FLAGS))')
-  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+def _flags_of_all_modules() -> dict[str, frozenset[str]]:
+  """The flags each command's module accepts: absl flags of the package's CLIs, `--help` of other scripts."""
+  modules = []
+  for command in COMMANDS:
+    module = command.split()[2]
+    if module.startswith('cascadeformer_jax') and (REPO_ROOT / module.replace('.', '/') / '__main__.py').is_file():
+      module += '.__main__'
+    if module not in modules:
+      modules.append(module)
+  modules.sort(key=lambda module: (not module.startswith('cascadeformer_jax'), module == 'cascadeformer_jax.convert'))
+  result = subprocess.run([sys.executable, '-c', _LIST_FLAGS, *modules], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=300,
+                          env={'PYTHONPATH': str(REPO_ROOT), 'JAX_PLATFORMS': 'cpu', 'PATH': '/usr/bin:/bin'})
   assert result.returncode == 0, result.stderr[-2000:]
-  return frozenset(result.stdout.split())
+  flags_of = json.loads(result.stdout.splitlines()[-1])
+  return {module: frozenset(names) for module, names in flags_of.items()}
+
+
+def _flags_of(module: str) -> frozenset[str]:
+  if module.startswith('cascadeformer_jax') and (REPO_ROOT / module.replace('.', '/') / '__main__.py').is_file():
+    module += '.__main__'
+  return _flags_of_all_modules()[module]
 
 
 def test_the_readme_has_commands_and_code():
