@@ -66,3 +66,19 @@ def run_with_full_disk(command: list[str], folder: pathlib.Path, size_bytes: int
     resource.setrlimit(resource.RLIMIT_FSIZE, (size_bytes, size_bytes))
 
   return subprocess.run(command, preexec_fn=limit_file_size, **kwargs)
+
+
+def run_with_full_disks(command: list[str], filling: pathlib.Path, full: pathlib.Path, size_bytes: int,
+                        **kwargs) -> subprocess.CompletedProcess:
+  """Runs ``command`` with about ``size_bytes`` of space in ``filling`` and none in ``full`` (both tmpfs).
+
+  Without a tmpfs, each written file gets ``size_bytes`` (see `run_with_full_disk`) and ``full`` is an ordinary
+  folder: a test of it must skip.
+  """
+  full.mkdir(parents=True, exist_ok=True)
+  if not CAN_MOUNT:
+    return run_with_full_disk(command, filling, size_bytes, **kwargs)
+  filling.mkdir(parents=True, exist_ok=True)
+  mount = 'mount -t tmpfs -o size={size} tmpfs'.format(size=size_bytes)
+  script = f'{mount} "$0" && {mount} "$1" && (cat /dev/zero > "$1/filler" 2>/dev/null; true) && shift && exec "$@"'
+  return subprocess.run(['unshare', '-m', 'sh', '-c', script, str(filling), str(full), *command], **kwargs)

@@ -19,6 +19,7 @@ from cascadeformer_jax.checkpoints.convert import read_published_folder
 from cascadeformer_jax.checkpoints import published
 from cascadeformer_jax.checkpoints import torch_layout
 from cascadeformer_jax.models import presets
+from tests import cli_runs
 from tests import failure_injection
 from tests import golden_cases
 from tests.checkpoints import original_layout
@@ -154,23 +155,26 @@ def test_model_dir_round_trip_in_a_fresh_process(golden_dir, tmp_path):
   case = golden_cases.load_case(golden_dir, 'ntu60_1_2')
   out = convert_folder(case.path, tmp_path / 'converted', case.config)
   np.save(tmp_path / 'x.npy', case.arrays['x'])
+  # The fresh process reads the model directory first, then (for the comparison) the published folder.
   script = f"""
+import pathlib
 import numpy as np, cascadeformer_jax as cfx
+from tests import golden_cases
 
-model = cfx.load_classifier({str(out)!r})
-np.save({str(tmp_path / 'logits.npy')!r}, model(np.load({str(tmp_path / 'x.npy')!r})))
-np.save({str(tmp_path / 'recon.npy')!r}, cfx.load_pretrained({str(out)!r}).reconstruct(
-    np.load({str(tmp_path / 'x.npy')!r})))
+x = np.load({str(tmp_path / 'x.npy')!r})
+np.save({str(tmp_path / 'logits.npy')!r}, cfx.load_classifier({str(out)!r})(x))
+np.save({str(tmp_path / 'recon.npy')!r}, cfx.load_pretrained({str(out)!r}).reconstruct(x))
+case = golden_cases.load_case(pathlib.Path({str(golden_dir)!r}), {case.name!r})
+np.save({str(tmp_path / 'direct_logits.npy')!r}, cfx.load_classifier(case.path, case.config)(x))
+np.save({str(tmp_path / 'direct_recon.npy')!r}, cfx.load_pretrained(case.path, case.config).reconstruct(x))
 """
   result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, cwd=REPO_ROOT,
                           timeout=300)
   assert result.returncode == 0, result.stderr
-  in_memory = cfx.load_classifier(case.path, case.config)(case.arrays['x'])
   restored = np.load(tmp_path / 'logits.npy')
-  np.testing.assert_array_equal(restored, in_memory)
+  np.testing.assert_array_equal(restored, np.load(tmp_path / 'direct_logits.npy'))
   np.testing.assert_allclose(restored, case.arrays['logits'], rtol=1e-4, atol=1e-4)
-  direct_recon = cfx.load_pretrained(case.path, case.config).reconstruct(case.arrays['x'])
-  np.testing.assert_array_equal(np.load(tmp_path / 'recon.npy'), direct_recon)
+  np.testing.assert_array_equal(np.load(tmp_path / 'recon.npy'), np.load(tmp_path / 'direct_recon.npy'))
 
 
 def test_model_dir_checks(golden_dir, tmp_path):
@@ -226,25 +230,27 @@ def test_convert_cli(golden_dir, tmp_path):
       'def get_config():\n'
       f'  meta = json.loads(pathlib.Path({str(case.path / "meta.json")!r}).read_text())\n'
       '  return ml_collections.ConfigDict({"model": model_config_from_meta(meta).to_dict()})\n')
-  command = [sys.executable, '-m', 'cascadeformer_jax.convert', f'--checkpoint_dir={case.path}',
-             f'--config={config_file}', f'--output_dir={tmp_path / "out"}']
-  result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
-  assert result.returncode == 0, result.stderr
-  assert f'wrote {tmp_path / "out"}' in result.stdout
-  assert 'INFO' not in result.stderr  # Quiet by default.
+  # Both command lines in one process; without a config, the golden sizes match no published model.
+  (converted, refused), process_stderr = cli_runs.run_in_one_process('cascadeformer_jax.convert', [
+      [f'--checkpoint_dir={case.path}', f'--config={config_file}', f'--output_dir={tmp_path / "out"}'],
+      [f'--checkpoint_dir={case.path}', f'--output_dir={tmp_path / "out2"}']], timeout=300)
+  assert converted.returncode == 0, converted.stderr
+  assert f'wrote {tmp_path / "out"}' in converted.stdout
+  assert 'INFO' not in converted.stderr + process_stderr  # Quiet by default.
   logits = cfx.load_classifier(tmp_path / 'out')(case.arrays['x'])
   np.testing.assert_allclose(logits, case.arrays['logits'], rtol=1e-4, atol=1e-4)
-  # Without a config, the golden sizes match no published model: one clear line, exit code 1.
-  result = subprocess.run(command[:4] + [f'--output_dir={tmp_path / "out2"}'], capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=300)
-  assert result.returncode == 1
-  assert 'error:' in result.stderr and 'match no published model' in result.stderr
+  # One clear line, exit code 1.
+  assert refused.returncode == 1
+  assert 'error:' in refused.stderr and 'match no published model' in refused.stderr
+  assert not (tmp_path / 'out2').exists()
 
 
-@pytest.mark.parametrize('already_full', [False, True], ids=['fills_up', 'already_full'])
-def test_convert_onto_a_full_disk_prints_one_line(golden_dir, tmp_path, already_full):
+@pytest.fixture(scope='module')
+def full_disk_runs(golden_dir, tmp_path_factory):
+  """Conversions onto a disk that fills up and onto one already full, in one process (both need a tmpfs)."""
   case = golden_cases.load_case(golden_dir, 'penn_action_1_1')  # its model directory takes 3.7 MB
-  config_file = tmp_path / 'case_config.py'  # Penn Action's experiment config with the golden case's model
+  folder = tmp_path_factory.mktemp('full_disk')
+  config_file = folder / 'case_config.py'  # Penn Action's experiment config with the golden case's model
   config_file.write_text(
       'import json, pathlib\n'
       'from cascadeformer_jax.config import configuration\n'
@@ -254,14 +260,29 @@ def test_convert_onto_a_full_disk_prints_one_line(golden_dir, tmp_path, already_
       f'  meta = json.loads(pathlib.Path({str(case.path / "meta.json")!r}).read_text())\n'
       '  config.model = model_config_from_meta(meta).to_dict()\n'
       '  return config\n')
-  out = tmp_path / 'disk' / 'converted'
-  command = [sys.executable, '-m', 'cascadeformer_jax.convert', f'--checkpoint_dir={case.path}',
-             f'--config={config_file}', f'--output_dir={out}']
+  disks = {'fills_up': folder / 'fills_up', 'already_full': folder / 'already_full'}
+  tested = [name for name in disks if name == 'fills_up' or failure_injection.CAN_MOUNT]
+  command_lines = [[f'--checkpoint_dir={case.path}', f'--config={config_file}',
+                    f'--output_dir={disks[name] / "converted"}'] for name in tested]
   env = {key: value for key, value in os.environ.items() if key != 'CASCADEFORMER_DEBUG'}
-  result = failure_injection.run_with_full_disk(command, tmp_path / 'disk', 1 << 20, already_full=already_full,
-                                                capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
+
+  def run(command, **kwargs):
+    return failure_injection.run_with_full_disks(command, disks['fills_up'], disks['already_full'], 1 << 20, **kwargs)
+
+  results, process_stderr = cli_runs.run_in_one_process('cascadeformer_jax.convert', command_lines, timeout=300,
+                                                        run=run, env=env)
+  return dict(zip(tested, results)), disks, process_stderr
+
+
+@pytest.mark.parametrize('disk', ['fills_up', 'already_full'])
+def test_convert_onto_a_full_disk_prints_one_line(full_disk_runs, disk):
+  results, disks, process_stderr = full_disk_runs
+  if disk not in results:
+    pytest.skip('a folder on a full disk needs a tmpfs (root with mount rights)')
+  result, out = results[disk], disks[disk] / 'converted'
   assert result.returncode == 1, result.stderr[-3000:]
   # No traceback: not Orbax's, nor TensorStore's 'Event loop is closed' from the threads of the failed writes.
+  assert not process_stderr.strip(), process_stderr[-3000:]
   lines = (result.stdout + result.stderr).splitlines()
   assert len(lines) == 1 and lines[0].startswith(f'error: could not write the model directory {out}: '), lines[-40:]
   assert any(reason in lines[0] for reason in failure_injection.FULL_DISK_REASONS), lines

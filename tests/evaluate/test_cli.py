@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests import cli_runs
 from tests import golden_cases
 from tests.data_builders import fixtures
 from tests.data_builders import helpers
@@ -75,30 +76,58 @@ def test_eval_of_published_folder_matches_golden_logits(golden_dataset, tmp_path
   assert (tmp_path / 'eval' / 'report.md').is_file() and (tmp_path / 'eval' / 'confusion_matrix.png').is_file()
 
 
-def test_predict_over_a_split_and_on_user_files(golden_dataset, tmp_path):
-  case, config_file, labels, _ = golden_dataset
+BAD_INPUTS = {
+    'wrong_joints': (np.zeros((10, 24, 3)), r'clip of shape \(10, 24, 3\), expected'),
+    'wrong_coordinates': (np.zeros((10, 25, 2)), r'clip of shape \(10, 25, 2\), expected'),
+    'empty': (np.zeros((0, 25, 3)), 'empty clip'),
+    'no_clips_list': ('{"frames": []}', '"clips" must be a list of clips'),
+    'not_numeric': ('[[["a", "b", "c"]]]', 'not a numeric array'),
+}
+
+
+@pytest.fixture(scope='module')
+def predict_runs(golden_dataset, tmp_path_factory):
+  """Every successful and bad-input prediction of this file, in one process that starts JAX once."""
+  case, config_file, _, _ = golden_dataset
+  folder = tmp_path_factory.mktemp('predict')
   common = [f'--config={config_file}', f'--init_from=hf:{case.path}']
-  result = _run('cascadeformer_jax.predict', *common, '--split=test', f'--output={tmp_path / "split.json"}',
-                f'--features_output={tmp_path / "bank.npz"}')
-  assert result.returncode == 0, result.stderr[-3000:]
-  records = json.loads((tmp_path / 'split.json').read_text())['clips']
+  clip = np.zeros((64, 25, 3), np.float32)
+  clip[:] = case.arrays['x'][1]
+  np.save(folder / 'clip.npy', clip)
+  (folder / 'clips.json').write_text(json.dumps({'clips': [clip.tolist(), clip.tolist()]}))
+  command_lines = {'split': [*common, '--split=test', f'--output={folder / "split.json"}',
+                             f'--features_output={folder / "bank.npz"}']}
+  for name in ('clip.npy', 'clips.json'):  # after the split: they read its bank
+    command_lines[name] = [*common, f'--input={folder / name}', '--top_k=3',
+                           f'--output={folder / (name + ".out.json")}', f'--bank={folder / "bank.npz"}']
+  for name, (content, _) in BAD_INPUTS.items():
+    path = folder / (f'{name}.json' if isinstance(content, str) else f'{name}.npy')
+    if isinstance(content, str):
+      path.write_text(content)
+    else:
+      np.save(path, content)
+    command_lines[name] = [*common, f'--input={path}']
+  results, _ = cli_runs.run_in_one_process('cascadeformer_jax.predict', list(command_lines.values()))
+  return dict(zip(command_lines, results)), folder
+
+
+def test_predict_over_a_split_and_on_user_files(golden_dataset, predict_runs):
+  case, _, labels, _ = golden_dataset
+  results, folder = predict_runs
+  assert results['split'].returncode == 0, results['split'].stderr[-3000:]
+  records = json.loads((folder / 'split.json').read_text())['clips']
   np.testing.assert_allclose([r['logits'] for r in records], case.arrays['logits'], rtol=1e-4, atol=1e-4)
-  with np.load(tmp_path / 'bank.npz') as bank:
+  with np.load(folder / 'bank.npz') as bank:
     np.testing.assert_allclose(bank['features'], case.arrays['pooled'], rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(bank['labels'], labels)
 
-  clip = np.zeros((64, 25, 3), np.float32)
-  clip[:] = case.arrays['x'][1]
-  np.save(tmp_path / 'clip.npy', clip)
-  (tmp_path / 'clips.json').write_text(json.dumps({'clips': [clip.tolist(), clip.tolist()]}))
   outputs = {}
   for name in ('clip.npy', 'clips.json'):
-    result = _run('cascadeformer_jax.predict', *common, f'--input={tmp_path / name}', '--top_k=3',
-                  f'--output={tmp_path / (name + ".out.json")}', f'--bank={tmp_path / "bank.npz"}')
+    result = results[name]
     assert result.returncode == 0, result.stderr[-3000:]
     first_line = result.stdout.splitlines()[0]
     assert first_line.startswith(name) and first_line.count(',') == 2  # Three classes with probabilities.
-    outputs[name] = json.loads((tmp_path / (name + '.out.json')).read_text())['clips']
+    outputs[name] = json.loads((folder / (name + '.out.json')).read_text())['clips']
   single = outputs['clip.npy'][0]
   assert len(single['top_k']) == 3 and len(single['logits']) == 60
   assert sum(single['probabilities'].values()) == pytest.approx(1.0, abs=1e-6)
@@ -109,27 +138,15 @@ def test_predict_over_a_split_and_on_user_files(golden_dataset, tmp_path):
   assert single['top_k'][0]['probability'] > 0
 
 
-@pytest.mark.parametrize('content,message', [
-    (np.zeros((10, 24, 3)), r'clip of shape \(10, 24, 3\), expected'),
-    (np.zeros((10, 25, 2)), r'clip of shape \(10, 25, 2\), expected'),
-    (np.zeros((0, 25, 3)), 'empty clip'),
-    ('{"frames": []}', '"clips" must be a list of clips'),
-    ('[[["a", "b", "c"]]]', 'not a numeric array'),
-])
-def test_predict_bad_inputs(golden_dataset, tmp_path, content, message):
-  case, config_file, _, _ = golden_dataset
-  if isinstance(content, str):
-    path = tmp_path / 'bad.json'
-    path.write_text(content)
-  else:
-    path = tmp_path / 'bad.npy'
-    np.save(path, content)
-  result = _run('cascadeformer_jax.predict', f'--config={config_file}', f'--init_from=hf:{case.path}',
-                f'--input={path}')
+@pytest.mark.parametrize('name', BAD_INPUTS)
+def test_predict_bad_inputs(predict_runs, name):
+  results, _ = predict_runs
+  result, message = results[name], BAD_INPUTS[name][1]
   assert result.returncode == 1
   assert 'error:' in result.stderr
   assert re.search(message, result.stderr), result.stderr[-2000:]
-  assert path.name in result.stderr
+  suffix = '.json' if isinstance(BAD_INPUTS[name][0], str) else '.npy'
+  assert f'{name}{suffix}:' in result.stderr, result.stderr[-2000:]  # names the case's own file
 
 
 def test_predict_refuses_a_knn_below_one_before_any_work(golden_dataset, tmp_path):
