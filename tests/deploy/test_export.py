@@ -213,3 +213,7 @@ def test_pretraining_only_and_old_model_directories_are_refused_in_one_line(tmp_
   checkpoint_io.save_model_dir(tmp_path / 'old', config, {checkpoint_io.CLASSIFIER: predictor.params})
   with pytest.raises(checkpoint_io.ModelDirError, match='does not store its preprocessing .* pass --config='):
     export.load_model(str(tmp_path / 'old'))
+  # With the config it was trained with, it exports (the dataset's class names).
+  described = export.load_model(str(tmp_path / 'old'), _config('1.0')).preprocessing
+  assert described == dict(predictor.preprocessing, class_names=described['class_names'])
+  assert len(described['class_names']) == config.num_classes
