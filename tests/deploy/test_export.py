@@ -8,6 +8,7 @@ jax.export in a process that cannot import this package, must reproduce the pack
 import functools
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -39,7 +40,7 @@ MODELS = {'1.0': 'n_ucla,1.0', PADDING_AWARE: 'penn_action,1.1', '1.2 project_ba
 def _config(name: str):
   config = configuration.load_config_file(SMOKE, MODELS[name])
   if name == PADDING_AWARE:
-    config.model.update(pooling='masked_mean', attention_padding_mask=True, pos_len=24)
+    config.model.update(pooling='masked_mean', attention_padding_mask=True, pos_len=64)
   return config
 
 
@@ -130,7 +131,19 @@ def _check_folder(folder: pathlib.Path, predictor: inference.Predictor) -> None:
   properties = {p.key: p.value for p in onnx.load(str(folder / 'model.onnx')).metadata_props}
   assert json.loads(properties['class_names']) == predictor.class_names
   readme = (folder / 'README.md').read_text()
-  assert '| lengths | int32 | (batch,) |' in readme and 'prepare_clip(raw_clip, preprocessing)' in readme
+  assert '| lengths | int32 | (batch,) |' in readme
+  # The README's snippet, as a deployment runs it: NumPy and ONNX Runtime, JAX blocked, on a raw clip.
+  raw_clip = np.random.default_rng(0).uniform(0, 480, (9, 13, 2)).astype(np.float32)
+  np.save(folder.parent / 'clip.npy', raw_clip)
+  snippet = re.findall(r'```python\n(.*?)```', readme, re.S)[0]
+  script = ("import sys\nsys.modules['jax'] = None\nimport numpy as np\nraw_clip = np.load('../clip.npy')\n" + snippet
+            + 'print(json.dumps(logits.tolist()))\n')
+  done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=300, cwd=folder)
+  assert done.returncode == 0, done.stderr[-3000:]
+  printed_class, printed_logits = done.stdout.strip().splitlines()
+  expected = predictor.predict_raw([raw_clip], ['clip'])['logits']
+  np.testing.assert_allclose(json.loads(printed_logits), expected, rtol=0, atol=TOLERANCE)
+  assert printed_class == predictor.class_names[int(expected.argmax())]
 
 
 FRESH_PROCESS = r"""
@@ -157,7 +170,7 @@ def test_stablehlo_runs_in_a_fresh_process_without_the_package(tmp_path):
   metadata = json.loads((tmp_path / 'export' / 'export.json').read_text())
   assert metadata['platforms'] == [jax.default_backend()]
   assert [entry['shape'] for entry in metadata['inputs']] == [['batch', 'frames', 13, 2], ['batch']]
-  batches = _inputs_to_check(result.signature, predictor.preprocessing)  # 2 clips of 24 frames, 3 of 11
+  batches = _inputs_to_check(result.signature, predictor.preprocessing)  # 2 clips of 64 frames, 3 of 11
   np.savez(tmp_path / 'inputs.npz', **{f'{i}/{key}': value for i, batch in enumerate(batches)
                                         for key, value in batch.items()})
   done = subprocess.run([sys.executable, '-c', FRESH_PROCESS, str(tmp_path)], capture_output=True, text=True,
