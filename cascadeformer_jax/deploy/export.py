@@ -105,15 +105,20 @@ def load_model(source: str, config: ml_collections.ConfigDict | None = None,
   try:
     loaded = model_sources.load(source, (checkpoint_io.CLASSIFIER,), model_config)
   except checkpoint_io.ModelDirError:
-    try:
-      model_sources.load(source, (checkpoint_io.PRETRAINED,), model_config, any_pretraining_head=True)
-    except (checkpoint_io.ModelDirError, ValueError, OSError):
+    if not _holds_pretrained(source, model_config):
       raise
-    else:
-      raise checkpoint_io.ModelDirError(
-          f'{source}: holds a pretrained T1 only (the pretraining stage), no classifier; export a fine-tuned model '
-          f'(fine-tune it first: --config.mode=finetune --config.init_from={source})') from None
+    raise checkpoint_io.ModelDirError(
+        f'{source}: holds a pretrained T1 only (the pretraining stage), no classifier; export a fine-tuned model '
+        f'(fine-tune it first: --config.mode=finetune --config.init_from={source})') from None
   return inference.Predictor.for_model(loaded, config)
+
+
+def _holds_pretrained(source: str, model_config: ModelConfig | None) -> bool:
+  try:
+    model_sources.load(source, (checkpoint_io.PRETRAINED,), model_config, any_pretraining_head=True)
+  except (ValueError, OSError):
+    return False
+  return True
 
 
 def _check_inputs(signature: serving.Signature, preprocessing: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -184,6 +184,12 @@ def test_stablehlo_runs_in_a_fresh_process_without_the_package(tmp_path):
 
 
 def test_unknown_formats_missing_extras_and_unwritable_folders_are_refused_before_any_work(tmp_path, monkeypatch):
+  find_spec = export.importlib.util.find_spec
+  missing = set()
+  # The extra's modules count as installed unless named in `missing` (so this runs with or without the extra).
+  extra_modules = {name for modules in export.REQUIRED_MODULES.values() for name in modules}
+  monkeypatch.setattr(export.importlib.util, 'find_spec', lambda name, *args: None if name in missing else (
+      object() if name in extra_modules else find_spec(name, *args)))
   with pytest.raises(ValueError, match='^--format=tflite: unknown format; expected one of onnx, stablehlo$'):
     export.check_request('tflite', tmp_path / 'out')
   (tmp_path / 'file').write_text('')
@@ -192,17 +198,21 @@ def test_unknown_formats_missing_extras_and_unwritable_folders_are_refused_befor
   (tmp_path / 'full').mkdir()
   (tmp_path / 'full' / 'x').write_text('')
   with pytest.raises(ValueError, match='exists and is not empty'):
-    export.check_request('stablehlo', tmp_path / 'full')
-  find_spec = export.importlib.util.find_spec
-  monkeypatch.setattr(export.importlib.util, 'find_spec',
-                      lambda name, *args: None if name == 'jax2onnx' else find_spec(name, *args))
+    export.check_request('onnx', tmp_path / 'full')
+  assert export.check_request('onnx', tmp_path / 'new' / 'out') == tmp_path / 'new' / 'out'
+  missing.add('jax2onnx')
   with pytest.raises(export.MissingExtraError, match=r"^--format=onnx needs the optional extra 'export', which is not "
                      r'installed \(jax2onnx missing\)'):
     export.check_request('onnx', tmp_path / 'out')
-  assert not (tmp_path / 'out').exists()
+  missing.add('flatbuffers')
+  with pytest.raises(export.MissingExtraError, match=r"^--format=stablehlo needs the optional extra 'export'.* "
+                     r'\(flatbuffers missing\)'):
+    export.check_request('stablehlo', tmp_path / 'out')
+  assert not (tmp_path / 'out').exists() and not (tmp_path / 'new').exists()
 
 
 def test_a_failed_check_or_write_leaves_nothing(tmp_path, monkeypatch):
+  pytest.importorskip('flatbuffers', reason="StableHLO export needs the optional extra 'export'")
   predictor = _predictor('1.0')
   reference = export._reference_logits
   monkeypatch.setattr(export, '_reference_logits', lambda *args: reference(*args) + 0.5)
