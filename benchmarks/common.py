@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import datetime
 import json
+import math
 import os
 import pathlib
 import platform
@@ -111,11 +112,11 @@ def interleaved_times(runners: dict[str, Callable[[], Any]], blocks: int,
 
 
 def summarize(times: Sequence[float]) -> dict[str, float]:
-  """Median / min / max / interquartile spread of per-call times, in milliseconds."""
+  """Median / min / max / interquartile spread / 99th percentile (nearest rank) of per-call times, in ms."""
   ms = sorted(1e3 * t for t in times)
   quartiles = statistics.quantiles(ms, n=4) if len(ms) >= 2 else [ms[0]] * 3
   return {'median_ms': statistics.median(ms), 'min_ms': ms[0], 'max_ms': ms[-1], 'q1_ms': quartiles[0],
-          'q3_ms': quartiles[2], 'count': len(ms)}
+          'q3_ms': quartiles[2], 'p99_ms': ms[max(0, math.ceil(0.99 * len(ms)) - 1)], 'count': len(ms)}
 
 
 def format_value(value: Any) -> str:

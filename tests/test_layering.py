@@ -20,10 +20,11 @@ LAYERS = (
     ('models', 'data'),
     ('objectives', 'checkpoints'),
     ('evaluate',),
+    ('deploy',),
     ('train',),
     ('config',),
     ('experiment',),
-    ('api', 'main', 'predict', 'stream', 'ensemble', 'convert', '__init__'),
+    ('api', 'main', 'predict', 'stream', 'ensemble', 'convert', 'export', '__init__'),
 )
 LAYER_OF = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 LEAF_MODULES = ('data.layouts', 'config.schema')

@@ -69,18 +69,37 @@ def test_train_step_without_torch_with_another_prng_and_xla_options(capsys, fast
 
 def test_inference_reports_latency_and_throughput(tmp_path, capsys, fast_compile, compilation_cache):
   pytest.importorskip('torch', reason='the PyTorch baseline is optional (pip install torch==2.13.0)')
+  pytest.importorskip('onnxruntime', reason="the ONNX Runtime column needs the optional extra 'export'")
   output = tmp_path / 'inference.json'
-  inference.main(TINY + ['--batch_sizes=1,3', '--calls_per_block=2', '--streaming=off',
+  inference.main(TINY + ['--batch_sizes=1,3', '--calls_per_block=2', '--streaming=off', '--latency_calls_per_block=3',
                          '--xla_options=xla_cpu_experimental_ynn_fusion_type=', f'--output={output}'])
   table = capsys.readouterr().out
-  assert '| n_ucla | 1 |' in table and '| n_ucla | 3 |' in table
+  for batch in (1, 3):
+    for runtime in ('JAX (jit)', 'ONNX Runtime', 'PyTorch eager'):
+      assert f'| n_ucla | {batch} | {runtime} |' in table
   written = json.loads(output.read_text())
   assert written['settings']['compiler_options'] == {'xla_cpu_experimental_ynn_fusion_type': ''}
   rows = written['results']
   assert [row['batch'] for row in rows] == [1, 3]
-  for row in rows:
-    assert row['jax_count'] == row['torch_count'] == 4
+  for row, calls in zip(rows, (6, 4)):  # 2 blocks of 3 latency calls, of 2 throughput calls
+    assert row['jax_count'] == row['onnxruntime_count'] == row['torch_count'] == calls
+    assert row['jax_median_ms'] <= row['jax_p99_ms'] <= row['jax_max_ms']
     assert row['speedup'] == pytest.approx(row['torch_median_ms'] / row['jax_median_ms'])
+    assert row['onnxruntime_speedup'] == pytest.approx(row['torch_median_ms'] / row['onnxruntime_median_ms'])
+  export = written['exports'][0]
+  assert export['config'] == 'n_ucla' and export['onnx_mib'] > 0 and export['onnx_convert_s'] > 0
+  assert export['onnxruntime_latency_verdict'] in table
+  missed = rows[0]['onnxruntime_speedup'] < inference.ONNX_LATENCY_TARGET
+  assert ('not met' in export['onnxruntime_latency_verdict']) == missed
+  assert ('onnxruntime_operator_shares' in export) == missed
+
+
+def test_a_missed_latency_target_says_where_onnx_runtime_spends_its_time():
+  row = {'config': 'n_ucla', 'onnxruntime_median_ms': 20.0, 'torch_median_ms': 24.0}
+  verdict = inference.latency_verdict(row, {'MatMul': 0.7, 'Add': 0.2, 'Softmax': 0.1})
+  assert verdict == ('n_ucla: ONNX Runtime batch-1 latency 20.00 ms vs PyTorch eager 24.00 ms = 1.20x (target >= '
+                     "1.5x): not met; 70% of ONNX Runtime's kernel time is in matrix multiplications (top operators: "
+                     "MatMul 70%, Add 20%, Softmax 10%), float32 GEMMs of the same shapes as PyTorch's")
 
 
 def test_inference_reports_the_streaming_update_latency(tmp_path, capsys, fast_compile):
