@@ -5,9 +5,10 @@ At batch 1 it reports the latency (median and 99th percentile ms per call); at a
 the same parameters exported by ``python -m cascadeformer_jax.export``'s ONNX route (``cascadeformer_jax.deploy``;
 CPU provider, worker threads sleep between calls instead of spinning); PyTorch the reference ``Classifier``
 (``benchmarks/torch_reference.py``) in ``eval()`` mode under ``torch.inference_mode()``, eager, with
-``torch.set_num_threads(os.cpu_count())``. All run in alternating blocks in one process. The ONNX export's
-conversion time and size are reported per config, and the batch-1 ONNX Runtime / PyTorch latency ratio is checked
-against the 1.5x target; where it is missed the output says where ONNX Runtime's time goes (its operator profile).
+``torch.set_num_threads(os.cpu_count())`` (``--threads`` sets PyTorch's and ONNX Runtime's thread count). All run
+in alternating blocks in one process. The ONNX export's conversion time and size are reported per config, and the
+batch-1 ONNX Runtime / PyTorch latency ratio is checked against the 1.5x target; where it is missed the output says
+where ONNX Runtime's time goes (its operator profile).
 
 Streaming (``--streaming``, N-UCLA by default): the update latency of ``cfx.StreamingClassifier`` with stride 1 (one
 frame in, the model's stored test transform on the window, one batch-1 forward, probabilities out), timed in
@@ -95,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help='timed calls per block at batch 1 (the 99th percentile needs ~100 calls)')
   parser.add_argument('--no_torch', action='store_true', help='same as leaving torch out of --runtimes')
   parser.add_argument('--torch_device', default='cpu')
+  parser.add_argument('--threads', type=int, default=0,
+                      help='intra-op threads of PyTorch and ONNX Runtime (0: one per core); JAX keeps its own pool')
   parser.add_argument('--max_load', type=float, default=None,
                       help='wait until the 1-minute load average is at most this before timing')
   parser.add_argument('--max_wait_s', type=float, default=900.0)
@@ -176,14 +179,14 @@ class OnnxModel:
     model = onnx_format.convert(serving.serving_function(config, params), signature)
     return cls(model, time.perf_counter() - start)
 
-  def session(self):
+  def session(self, threads: int = 0):
     from cascadeformer_jax.deploy import onnx_format  # pylint: disable=g-import-not-at-top
 
-    return onnx_format.session(self.model)
+    return onnx_format.session(self.model, threads)
 
 
-def build_onnx_forward(onnx_model: OnnxModel, config, batch_size: int, frames: int, seed: int):
-  session = onnx_model.session()
+def build_onnx_forward(onnx_model: OnnxModel, config, batch_size: int, frames: int, seed: int, threads: int = 0):
+  session = onnx_model.session(threads)
   feed = {'skeleton': _clips(batch_size, frames, config, seed)}
 
   def forward():
@@ -240,10 +243,11 @@ def latency_verdict(row: dict[str, Any], profile: dict[str, float] | None) -> st
     return line + 'met'
   line += 'not met'
   if profile:
-    gemm = sum(share for op, share in profile.items() if op in ('MatMul', 'Gemm', 'FusedMatMul', 'FusedGemm'))
+    # Einsum: the attention's batched products, which jax2onnx emits as Einsum rather than MatMul.
+    gemm = sum(share for op, share in profile.items() if op in ('MatMul', 'Gemm', 'FusedMatMul', 'FusedGemm', 'Einsum'))
     top = ', '.join(f'{op} {100 * share:.0f}%' for op, share in list(profile.items())[:4])
-    line += (f'; {100 * gemm:.0f}% of ONNX Runtime\'s kernel time is in matrix multiplications (top operators: '
-             f'{top}), float32 GEMMs of the same shapes as PyTorch\'s')
+    line += (f'; {100 * gemm:.0f}% of ONNX Runtime\'s kernel time is in matrix products (Gemm, MatMul, Einsum; top '
+             f'operators: {top}), float32 products of the same shapes as PyTorch\'s')
   return line
 
 
@@ -265,7 +269,10 @@ def run_config(dataset: str, args: argparse.Namespace) -> tuple[list[dict[str, A
 
     from benchmarks import torch_reference as tr  # pylint: disable=g-import-not-at-top
 
-    tr.use_all_cores()
+    if args.threads:
+      torch.set_num_threads(args.threads)
+    else:
+      tr.use_all_cores()
     torch_config = dataclasses.replace(tr.published_config(dataset, args.variant), **_overrides(args))
     torch.manual_seed(args.seed)
     torch_model = tr.Classifier(torch_config).to(args.torch_device).eval()
@@ -278,7 +285,8 @@ def run_config(dataset: str, args: argparse.Namespace) -> tuple[list[dict[str, A
     row['jax_compile_s'] = jax_forward.compile_s
     runners = {'jax': jax_forward}
     if onnx_model is not None:
-      runners['onnxruntime'] = build_onnx_forward(onnx_model, jax_config, batch_size, args.frames, args.seed)
+      runners['onnxruntime'] = build_onnx_forward(onnx_model, jax_config, batch_size, args.frames, args.seed,
+                                                  args.threads)
     if torch_model is not None:
       runners['torch'] = build_torch_forward(torch_model, torch_config, batch_size, args.frames, args.seed,
                                              args.torch_device)

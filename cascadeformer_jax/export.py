@@ -20,8 +20,8 @@ from cascadeformer_jax.run import cli
 
 FORMATS = ('onnx', 'stablehlo')
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file: only for a model that does not store '
-                                          'its preprocessing; otherwise it must agree with the model.')
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file: only for a model that does not '
+                                          'store its preprocessing; otherwise it must agree with the model.')
 _INIT_FROM = flags.DEFINE_string('init_from', None, 'Model directory, training work directory or hf:<folder>.')
 _FORMAT = flags.DEFINE_enum('format', 'onnx', FORMATS, 'onnx: a .onnx graph (opset 23); stablehlo: a serialized '
                             'jax.export (StableHLO with symbolic batch).')

@@ -44,5 +44,6 @@ def test_an_unknown_format_is_one_line(tmp_path):
   done = _export('--init_from=model', '--format=tflite', f'--output={tmp_path / "out"}')
   assert done.returncode == 2
   lines = done.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith('error: --format=tflite: value should be one of <onnx|stablehlo>'), lines
+  assert len(lines) == 1, lines
+  assert lines[0].startswith('error: --format=tflite: value should be one of <onnx|stablehlo>'), lines
   assert not (tmp_path / 'out').exists()

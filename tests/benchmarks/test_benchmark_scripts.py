@@ -96,10 +96,11 @@ def test_inference_reports_latency_and_throughput(tmp_path, capsys, fast_compile
 
 def test_a_missed_latency_target_says_where_onnx_runtime_spends_its_time():
   row = {'config': 'n_ucla', 'onnxruntime_median_ms': 20.0, 'torch_median_ms': 24.0}
-  verdict = inference.latency_verdict(row, {'MatMul': 0.7, 'Add': 0.2, 'Softmax': 0.1})
+  verdict = inference.latency_verdict(row, {'Gemm': 0.5, 'Einsum': 0.2, 'Add': 0.2, 'Softmax': 0.1})
   assert verdict == ('n_ucla: ONNX Runtime batch-1 latency 20.00 ms vs PyTorch eager 24.00 ms = 1.20x (target >= '
-                     "1.5x): not met; 70% of ONNX Runtime's kernel time is in matrix multiplications (top operators: "
-                     "MatMul 70%, Add 20%, Softmax 10%), float32 GEMMs of the same shapes as PyTorch's")
+                     "1.5x): not met; 70% of ONNX Runtime's kernel time is in matrix products (Gemm, MatMul, Einsum; "
+                     'top operators: Gemm 50%, Einsum 20%, Add 20%, Softmax 10%), float32 products of the same shapes '
+                     "as PyTorch's")
 
 
 def test_inference_reports_the_streaming_update_latency(tmp_path, capsys, fast_compile):
