@@ -30,6 +30,7 @@ model's dataset (`--data_dir`: where it is built, default $TFDS_DATA_DIR):
 
 import json
 import pathlib
+import sys
 
 from absl import app
 from absl import flags
@@ -93,10 +94,11 @@ def main(argv):
                                        None if config is None else configuration.model_config(config))
   if config is None and _DATA_DIR.value is not None:
     predictor.data_config.data_dir = _DATA_DIR.value
+  print(predictor.describe(), file=sys.stderr, flush=True)
   if _INPUT.value is not None:
     names, clips = inference.read_clips(_INPUT.value, predictor.preprocessing, layout, mapping)
     outputs = predictor.predict_raw(clips, names)
-    outputs['warnings'] = inference.clip_warnings(clips, predictor.preprocessing)
+    outputs['warnings'] = inference.clip_warnings(clips, outputs['input_peaks'], predictor.preprocessing)
   else:
     outputs = predictor.predict_split(_SPLIT.value)
   scores = None

@@ -133,6 +133,7 @@ class Predictor:
   data_config: ml_collections.ConfigDict
   class_names: list[str]
   batch_size: int
+  location: str = ''
 
   @classmethod
   def load(cls, init_from: str, config: ml_collections.ConfigDict | None = None,
@@ -161,7 +162,7 @@ class Predictor:
     preprocessing = stored if stored is not None else preprocessing_lib.describe(data_config, names)
     preprocessing = dict(preprocessing, class_names=list(names))
     batch_size = config.eval.batch_size if config is not None else schema.BY_PATH['eval.batch_size'].default
-    return cls(loaded.config, loaded.params, preprocessing, data_config, list(names), batch_size)
+    return cls(loaded.config, loaded.params, preprocessing, data_config, list(names), batch_size, loaded.location)
 
   @functools.cached_property
   def _forward(self) -> ClassifierForward:
@@ -170,13 +171,21 @@ class Predictor:
   def predict_raw(self, clips: list[np.ndarray], names: list[str]) -> dict[str, Any]:
     """Preprocesses stored-layout clips as the evaluation split is (Penn clips padded to their length bucket),
     then classifies them one by one."""
-    logits, features = [], []
+    logits, features, peaks = [], [], []
     for name, clip in zip(names, clips):
       skeleton, length = preprocessing_lib.prepare_clip(clip, self.preprocessing, name)
       out = self._forward.batch(self.params, {'skeleton': skeleton[None], 'lengths': np.array([length], np.int32)})
       logits.append(np.asarray(out['logits'])[0])
       features.append(np.asarray(out['pooled'])[0])
-    return {'names': list(names), 'logits': np.stack(logits), 'features': np.stack(features), 'labels': None}
+      peaks.append(float(np.abs(skeleton[:length]).max(initial=0.0)))
+    return {'names': list(names), 'logits': np.stack(logits), 'features': np.stack(features), 'labels': None,
+            'input_peaks': np.array(peaks)}
+
+  def describe(self) -> str:
+    """Which model and settings the numbers come from, in one line."""
+    data = self.preprocessing['data']
+    return (f'model {self.location}: {self.preprocessing["dataset"]}, {len(self.class_names)} classes, '
+            f'representation {data["representation"]}, {self.preprocessing["input_shape"][0]} frames')
 
   def predict_split(self, split: str, batch_size: int | None = None) -> dict[str, Any]:
     """Logits and pooled embeddings of every clip of a dataset split (with their labels), computed exactly as
@@ -226,22 +235,20 @@ def check_output_file(path: str, flag: str) -> None:
   io_checks.check_writable(target.absolute().parent, f'folder of {flag}')
 
 
-def clip_warnings(clips: list[np.ndarray], preprocessing: dict[str, Any]) -> list[list[str]]:
+def clip_warnings(clips: list[np.ndarray], input_peaks: np.ndarray, preprocessing: dict[str, Any]) -> list[list[str]]:
   """Per clip, why its prediction should not be trusted: a constant clip (no motion, e.g. all zeros), or model
-  inputs far outside what the model saw in training (above `OUT_OF_RANGE` x the largest absolute value of its
-  training inputs, when the model stores it)."""
+  inputs (``input_peaks``: the largest absolute input value of each clip, from `Predictor.predict_raw`) far outside
+  what the model saw in training (above `OUT_OF_RANGE` x the largest absolute value of its training inputs, when the
+  model stores it)."""
   largest = preprocessing.get('largest_training_input')
   found = []
-  for clip in clips:
+  for clip, peak in zip(clips, input_peaks):
     reasons = []
     if not np.any(clip != clip[:1]):
       reasons.append('constant clip: every frame is the same (no motion)')
-    if largest:
-      inputs, length = preprocessing_lib.prepare_clip(clip, preprocessing)
-      peak = float(np.abs(inputs[:length]).max())
-      if peak > OUT_OF_RANGE * largest:
-        reasons.append(f'out of range: inputs reach {peak:.3g}, more than {OUT_OF_RANGE:g}x the largest in '
-                       f'training ({largest:.3g})')
+    if largest and peak > OUT_OF_RANGE * largest:
+      reasons.append(f'out of range: inputs reach {peak:.3g}, more than {OUT_OF_RANGE:g}x the largest in '
+                     f'training ({largest:.3g})')
     found.append(reasons)
   return found
 

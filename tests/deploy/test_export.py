@@ -25,6 +25,7 @@ from cascadeformer_jax.evaluate import inference
 from cascadeformer_jax.evaluate.forward import ClassifierForward
 from cascadeformer_jax.models import CascadeClassifier
 from cascadeformer_jax.models import MaskedPretrainer
+from tests import tiny_models
 
 pytestmark = [pytest.mark.usefixtures('fast_compile'), pytest.mark.cost(40)]
 
@@ -45,17 +46,8 @@ def _config(name: str):
 
 
 def _random_params(module, model_config, seed: int = 0):
-  """Random parameters drawn with NumPy: compiling a module's initialisers costs seconds even for tiny models.
-  Every entry is random (positional embeddings included, so that each frame's position matters)."""
-  x = jax.ShapeDtypeStruct((1, 4, model_config.num_joints, model_config.coords), np.float32)
-  shapes = jax.eval_shape(module.init, jax.random.key(0), x)['params']
-  rng = np.random.default_rng(seed)
-
-  def draw(path, leaf):
-    values = rng.normal(0.0, 0.3, leaf.shape).astype(np.float32)
-    return values + 1.0 if path[-1].key == 'scale' else values  # layer norm scales near 1
-
-  return jax.tree_util.tree_map_with_path(draw, shapes)
+  return tiny_models.random_params(module, np.zeros((1, 4, model_config.num_joints, model_config.coords), np.float32),
+                                   seed)
 
 
 @functools.cache

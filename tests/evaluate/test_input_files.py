@@ -70,9 +70,10 @@ def test_records_stay_valid_json_when_a_score_is_not_finite():
 def test_constant_and_out_of_range_clips_are_flagged():
   described = preprocessing.describe(data_lib.default_data_config('n_ucla'), None)
   moving = np.random.default_rng(0).normal(size=(10, 20, 3)).astype(np.float32)
-  assert inference.clip_warnings([moving, np.zeros((10, 20, 3), np.float32)], described) == [
+  peak = float(np.abs(preprocessing.prepare_clip(moving, described)[0]).max())
+  assert inference.clip_warnings([moving, np.zeros((10, 20, 3), np.float32)], np.array([peak, 0.0]), described) == [
       [], ['constant clip: every frame is the same (no motion)']]
   # N-UCLA inputs are min-max normalised, so range is judged against what training saw: here a tiny bound.
   described['largest_training_input'] = 0.01
-  (flags,) = inference.clip_warnings([moving], described)
+  (flags,) = inference.clip_warnings([moving], np.array([peak]), described)
   assert len(flags) == 1 and flags[0].startswith('out of range: inputs reach')
